@@ -1,0 +1,5 @@
+import sys
+
+from connas4ml_torch.cli import main
+
+sys.exit(main())

@@ -1,0 +1,134 @@
+"""Fixed-point (power-of-two scale) quantizers: the Brevitas definitions and a fused fast path.
+
+Every quantizer in this library is a fixed-point grid: ``scale = 2**ceil(t) / 2**(bits - signed)``
+where ``t`` is a learned log2 threshold, values rounded half-to-even and saturated. This is what
+hls4ml's ``ap_fixed`` represents exactly, which is why the export is bit-exact (DESIGN.md §6):
+float (non power-of-two) scales become ``ApplyAlpha`` layers that hls4ml silently truncates.
+
+Two implementations of the same arithmetic live here:
+
+* Brevitas quantizer classes (``FixedPointWeight``, ``FixedPointBias``, ``FixedPointAct``,
+  ``FixedPointUnsignedAct``) used by the derived, exported model;
+* :func:`fake_quant`, a few fused torch ops used on the supernet's hot path, because Brevitas
+  layers are launch-bound (4-17x slower than plain PyTorch, DESIGN.md §7). The test
+  ``tests/test_quant.py`` pins the two to identical outputs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from brevitas.inject.enum import ScalingImplType
+from brevitas.quant.fixed_point import (
+    Int8ActPerTensorFixedPointMinMaxInit,
+    Int8BiasPerTensorFixedPointInternalScaling,
+    Int8WeightPerTensorFixedPoint,
+    Uint8ActPerTensorFixedPointMaxInit,
+)
+from torch import Tensor
+
+__all__ = [
+    "FixedPointWeight",
+    "FixedPointBias",
+    "FixedPointAct",
+    "FixedPointUnsignedAct",
+    "QuantGrid",
+    "fake_quant",
+    "int_range",
+    "fixed_point_scale",
+    "log2_threshold_for",
+]
+
+
+class FixedPointWeight(Int8WeightPerTensorFixedPoint):
+    """Signed narrow-range weights, learned power-of-two threshold (not re-derived from stats).
+
+    A learned threshold (instead of Brevitas' max-stats default) keeps the scale unchanged when the
+    supernet's weight tensor is sliced to the chosen widths, so derived == supernet exactly.
+    """
+
+    scaling_impl_type = ScalingImplType.PARAMETER
+
+
+class FixedPointBias(Int8BiasPerTensorFixedPointInternalScaling):
+    """Signed biases with their own learned power-of-two threshold (no dependence on the input scale)."""
+
+    scaling_impl_type = ScalingImplType.PARAMETER
+
+
+class FixedPointAct(Int8ActPerTensorFixedPointMinMaxInit):
+    """Signed activations (the network input), learned power-of-two threshold."""
+
+
+class FixedPointUnsignedAct(Uint8ActPerTensorFixedPointMaxInit):
+    """Unsigned activations (after ReLU), learned power-of-two threshold."""
+
+
+def int_range(bits: int, signed: bool, narrow: bool) -> tuple[int, int]:
+    """Integer range of a ``bits``-wide grid, as Brevitas defines it (narrow drops the most negative)."""
+    if signed:
+        lo = -(2 ** (bits - 1)) + (1 if narrow else 0)
+        return lo, 2 ** (bits - 1) - 1
+    return 0, 2**bits - 1
+
+
+def fixed_point_scale(log2_threshold: float, bits: int, signed: bool) -> float:
+    """The step of the grid: ``2**ceil(t) / 2**(bits - signed)`` (Brevitas PowerOfTwoIntScaling)."""
+    return 2.0 ** (math.ceil(log2_threshold) - (bits - 1 if signed else bits))
+
+
+def log2_threshold_for(max_abs: float, floor: float = 2.0**-12) -> float:
+    """A log2 threshold that covers ``max_abs`` (used to initialise thresholds from data)."""
+    return math.log2(max(float(max_abs), floor))
+
+
+@dataclass(frozen=True)
+class QuantGrid:
+    """The fixed-point grid of one quantizer, in hls4ml's terms.
+
+    ``int_bits`` counts the sign bit for signed grids, as ``ap_fixed<W,I>`` does.
+    """
+
+    bits: int
+    signed: bool
+    log2_scale: int
+
+    @property
+    def int_bits(self) -> int:
+        return self.bits + self.log2_scale
+
+    def hls_type(self, rounding: str | None = None, saturation: str | None = None) -> str:
+        """hls4ml precision string, e.g. ``fixed<8,2,RND_CONV,SAT>``."""
+        base = "fixed" if self.signed else "ufixed"
+        extra = "".join(f",{x}" for x in (rounding, saturation) if x)
+        return f"{base}<{self.bits},{self.int_bits}{extra}>"
+
+    @classmethod
+    def from_threshold(cls, log2_threshold: float, bits: int, signed: bool) -> QuantGrid:
+        return cls(bits, signed, int(math.ceil(log2_threshold)) - (bits - 1 if signed else bits))
+
+
+def _round_ste(x: Tensor) -> Tensor:
+    # torch.round rounds half to even, as Brevitas' RoundSte and QONNX's ROUND do.
+    return x + (torch.round(x) - x).detach()
+
+
+def _ceil_ste(x: Tensor) -> Tensor:
+    return x + (torch.ceil(x) - x).detach()
+
+
+def fake_quant(
+    x: Tensor, log2_threshold: Tensor, bits: int, signed: bool, narrow: bool = False
+) -> Tensor:
+    """Quantize-dequantize ``x`` on the fixed-point grid; straight-through gradients.
+
+    Same forward arithmetic as a Brevitas ``*FixedPoint`` quantizer with a PARAMETER threshold:
+    ``scale = 2**ceil(t) / 2**(bits - signed)``, ``round_half_even(x / scale)`` clamped to the
+    integer range, times ``scale``. Gradients reach ``x`` (zero where saturated) and ``t``.
+    """
+    lo, hi = int_range(bits, signed, narrow)
+    scale = torch.exp2(_ceil_ste(log2_threshold)) / float(2 ** (bits - 1 if signed else bits))
+    q = torch.clamp(_round_ste(x / scale), lo, hi)
+    return q * scale
