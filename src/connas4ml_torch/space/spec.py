@@ -1,0 +1,139 @@
+"""``SearchSpace``: which choices each layer of the user's model gets, by module name.
+
+Every field maps module names (``fnmatch`` globs allowed, first matching pattern wins) to a list of
+candidates; a plain list applies to every layer. ``"input"`` names the input quantizer in
+``act_bits``. A pattern that matches no module of the model is an error (a typo would otherwise
+silently search nothing).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["SearchSpace", "Choices"]
+
+Choices = "list[int] | dict[str, list[int]]"
+INPUT = "input"
+
+
+def _norm_list(where: str, values: Any) -> tuple[int, ...]:
+    if isinstance(values, int) and not isinstance(values, bool):
+        values = [values]
+    if not isinstance(values, (list, tuple)) or not values:
+        raise ValueError(f"SearchSpace: {where} must be a non-empty list of ints, got {values!r}")
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"SearchSpace: {where} has {v!r}; choices must be positive ints")
+        out.append(int(v))
+    if len(set(out)) != len(out):
+        raise ValueError(f"SearchSpace: {where} has repeated choices {values!r}")
+    return tuple(sorted(out))
+
+
+def _norm_map(name: str, value: Any) -> dict[str, tuple[int, ...]]:
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return {str(k): _norm_list(f"{name}[{k!r}]", v) for k, v in value.items()}
+    return {"*": _norm_list(name, value)}
+
+
+@dataclass
+class SearchSpace:
+    """Candidate widths, bit widths and kernel sizes per layer.
+
+    Args:
+        width: output widths (neurons / filters) per layer; layers not named keep their width.
+        weight_bits: weight bit widths (list for all layers, or per-layer dict).
+        act_bits: activation bit widths of each ReLU (by the ReLU module's name) and of the
+            input quantizer (key ``"input"``).
+        kernel: kernel sizes per conv layer (centre-cropped super-kernel; needs 'same' padding).
+        bias_bits: bit width of the quantized biases (fixed, not searched).
+        tie: groups of layer names whose widths must be equal (ties found from residual adds are
+            added automatically).
+    """
+
+    width: dict[str, list[int]] = field(default_factory=dict)
+    weight_bits: Any = (8,)
+    act_bits: Any = (8,)
+    kernel: dict[str, list[int]] = field(default_factory=dict)
+    bias_bits: int = 8
+    tie: list[list[str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.width, dict):
+            raise ValueError("SearchSpace: width must be a dict {layer name or glob: [widths]}")
+        if not isinstance(self.kernel, dict):
+            raise ValueError("SearchSpace: kernel must be a dict {layer name or glob: [sizes]}")
+        self._width = _norm_map("width", self.width)
+        self._wbits = _norm_map("weight_bits", self.weight_bits)
+        self._abits = _norm_map("act_bits", self.act_bits)
+        self._kernel = _norm_map("kernel", self.kernel)
+        for k, ks in self._kernel.items():
+            if any(s % 2 == 0 for s in ks):
+                raise ValueError(f"SearchSpace: kernel[{k!r}]={list(ks)}: sizes must be odd")
+        if isinstance(self.bias_bits, bool) or not isinstance(self.bias_bits, int) or self.bias_bits < 2:
+            raise ValueError(f"SearchSpace: bias_bits must be an int >= 2, got {self.bias_bits!r}")
+        for b in {b for m in (self._wbits, self._abits) for v in m.values() for b in v}:
+            if b < 2 or b > 16:
+                raise ValueError(f"SearchSpace: bit width {b} outside the supported 2..16")
+        self.tie = [list(g) for g in self.tie]
+        self._used: set[tuple[str, str]] = set()
+
+    # ---- lookups ---------------------------------------------------------------------------
+    def _lookup(self, table: dict[str, tuple[int, ...]], field_name: str, name: str):
+        for pattern, values in table.items():
+            if fnmatch.fnmatchcase(name, pattern):
+                self._used.add((field_name, pattern))
+                return values
+        return None
+
+    def widths_for(self, name: str, default: int) -> tuple[int, ...]:
+        found = self._lookup(self._width, "width", name)
+        if found is None:
+            return (default,)
+        if max(found) > default:
+            raise ValueError(
+                f"SearchSpace: width choices {list(found)} for {name!r} exceed the module's "
+                f"{default} outputs; make the module at least as wide as the widest choice"
+            )
+        return found
+
+    def weight_bits_for(self, name: str) -> tuple[int, ...]:
+        return self._lookup(self._wbits, "weight_bits", name) or (8,)
+
+    def act_bits_for(self, name: str) -> tuple[int, ...]:
+        return self._lookup(self._abits, "act_bits", name) or (8,)
+
+    def kernels_for(self, name: str, default: int) -> tuple[int, ...]:
+        found = self._lookup(self._kernel, "kernel", name)
+        if found is None:
+            return (default,)
+        if max(found) > default:
+            raise ValueError(
+                f"SearchSpace: kernel choices {list(found)} for {name!r} exceed the module's "
+                f"kernel {default}; build the module with the largest kernel"
+            )
+        return found
+
+    def check_all_used(self) -> None:
+        """Raise if a per-layer pattern matched no module (call after all lookups)."""
+        for field_name, table in (("width", self._width), ("weight_bits", self._wbits),
+                                  ("act_bits", self._abits), ("kernel", self._kernel)):
+            for pattern in table:
+                if pattern != "*" and (field_name, pattern) not in self._used:
+                    raise ValueError(
+                        f"SearchSpace: {field_name}[{pattern!r}] matches no searchable module "
+                        "of the model; check the module names (print(model) shows them)"
+                    )
+
+    def to_dict(self) -> dict[str, Any]:
+        def plain(m: dict[str, tuple[int, ...]]):
+            return {k: list(v) for k, v in m.items()}
+
+        return {"width": plain(self._width), "weight_bits": plain(self._wbits),
+                "act_bits": plain(self._abits), "kernel": plain(self._kernel),
+                "bias_bits": self.bias_bits, "tie": self.tie}

@@ -1,0 +1,310 @@
+"""``searchable(model, space)``: the user's module as a one-shot supernet; ``derive()`` the result."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from connas4ml_torch.space.layers import (
+    ARCH_PREFIX,
+    ArchControl,
+    SearchableAct,
+    SearchableConv,
+    SearchableLinear,
+    _Searchable,
+    _SearchableWeight,
+)
+from connas4ml_torch.space.spec import INPUT, SearchSpace
+from connas4ml_torch.space.trace import Graph, trace_graph
+
+__all__ = ["Supernet", "searchable"]
+
+# parameter-free modules that may stay as they are
+_PASSIVE = (nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.Flatten,
+            nn.Identity, nn.Dropout, nn.Unflatten, nn.AvgPool1d, nn.AvgPool2d)
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+SUPPORTED = "nn.Linear, nn.Conv1d, nn.Conv2d, nn.ReLU, max/avg pooling, nn.Flatten, nn.Dropout, nn.Identity"
+
+
+def _set_child(root: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, attr = name.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, attr, new)
+
+
+def _convert(model: nn.Module, space: SearchSpace, ctl: ArchControl) -> None:
+    """Replace the supported layers of ``model`` in place; refuse anything else by name."""
+    for name, mod in list(model.named_modules()):
+        if not name:
+            if isinstance(mod, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ReLU)):
+                raise ValueError("searchable(): wrap the layer in an nn.Sequential or a module")
+            own = list(mod.named_parameters(recurse=False))
+            if own:
+                raise ValueError(f"searchable(): the model holds parameters of its own "
+                                 f"({own[0][0]}); put them in nn.Linear/nn.Conv layers")
+            continue
+        if isinstance(mod, nn.Linear):
+            new = SearchableLinear(name, ctl, mod, space.widths_for(name, mod.out_features),
+                                   space.weight_bits_for(name), space.bias_bits)
+        elif isinstance(mod, (nn.Conv1d, nn.Conv2d)):
+            if mod.groups != 1 or mod.padding_mode != "zeros":
+                raise ValueError(f"searchable(): {name} ({type(mod).__name__}) uses groups="
+                                 f"{mod.groups}, padding_mode={mod.padding_mode!r}; only "
+                                 "groups=1 with zero padding is supported")
+            new = SearchableConv(name, ctl, mod, space.widths_for(name, mod.out_channels),
+                                 space.weight_bits_for(name), space.bias_bits,
+                                 space.kernels_for(name, mod.kernel_size[0]))
+        elif isinstance(mod, nn.ReLU):
+            new = SearchableAct(name, ctl, space.act_bits_for(name), relu=True)
+        elif isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            raise ValueError(
+                f"searchable(): {name} is a BatchNorm layer. Float BatchNorm breaks the bit-exact "
+                "export; fold it into the preceding layer first "
+                "(connas4ml_torch.export.fold_batchnorm(model)) or remove it"
+            )
+        elif isinstance(mod, _PASSIVE + _CONTAINERS) or (
+            not list(mod.parameters(recurse=False)) and not list(mod.buffers(recurse=False))
+            and list(mod.children())
+        ):
+            continue
+        else:
+            raise ValueError(
+                f"searchable(): module {name!r} of type {type(mod).__name__} is not supported. "
+                f"Supported: {SUPPORTED} (and containers / custom modules made of them)"
+            )
+        _set_child(model, name, new)
+    space.check_all_used()
+
+
+class Supernet(nn.Module):
+    """The user's network with searchable quantized layers in place of the originals.
+
+    ``net`` is the user's module (its layers replaced, names kept); ``input_quant`` quantizes
+    the input. Architecture parameters are kept apart from weights: use
+    :meth:`arch_parameters` for the architecture optimizer and :meth:`weight_parameters` for
+    yours.
+    """
+
+    def __init__(self, model: nn.Module, space: SearchSpace, example_input: Tensor | None = None):
+        super().__init__()
+        self.space = space
+        self.control = ArchControl()
+        _convert(model, space, self.control)
+        self.input_quant = SearchableAct(INPUT, self.control, space.act_bits_for(INPUT), relu=False)
+        self.net = model
+        self.graph: Graph | None = None
+        if example_input is not None:
+            self.analyse(example_input)
+
+    # ---- structure ---------------------------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        if self.graph is None:
+            self.analyse(x, lazy=True)
+        return self._body(x)
+
+    def _body(self, x: Tensor) -> Tensor:
+        return self.net(self.input_quant(x))
+
+    def searchable_modules(self) -> dict[str, _Searchable]:
+        """Every searchable module by the user's name (the input quantizer is ``"input"``)."""
+        mods = {INPUT: self.input_quant}
+        mods.update({m.name: m for m in self.net.modules() if isinstance(m, _Searchable)})
+        return mods
+
+    def weight_layers(self) -> dict[str, _SearchableWeight]:
+        """Searchable Linear/Conv layers, in the order forward() calls them once analysed."""
+        mods = {n: m for n, m in self.searchable_modules().items() if isinstance(m, _SearchableWeight)}
+        if self.graph is not None:
+            return {n: mods[n] for n in self.graph.layers}
+        return mods
+
+    @torch.no_grad()
+    def analyse(self, example_input: Tensor, lazy: bool = False) -> Graph:
+        """Trace the model once: connectivity, shapes, ties, output layers; initialise thresholds."""
+        graph = trace_graph(self, example_input, self._body)
+        mods = self.searchable_modules()
+        for node in graph.layers.values():
+            if node.opaque and len(mods_widths(mods, node.producer)) > 1:
+                raise ValueError(
+                    f"{node.name}: its input channels come from {node.producer} through an "
+                    f"operation the search cannot follow ({node.opaque}); use nn.Flatten / "
+                    f"x.flatten(1), or keep the width of {node.producer} fixed"
+                )
+            if node.in_quant is None:
+                raise ValueError(
+                    f"{node.name}: its input is not quantized. Every Linear/Conv must be fed by "
+                    "the input or by an nn.ReLU module (functional relu, sums or average pooling "
+                    "in between leave the fixed-point grid)"
+                )
+            if node.is_output and len(mods[node.name].widths) > 1:
+                raise ValueError(f"{node.name} produces the model output: its width cannot be "
+                                 "searched; remove it from SearchSpace.width")
+        for _name, producers in graph.concat:
+            searched = [p for p in producers if p and len(mods[p].widths) > 1]
+            if searched:
+                raise ValueError(f"outputs of {', '.join(searched)} are concatenated; width "
+                                 "search across a concatenation is not supported: fix their widths")
+        groups = [set(g) for g in graph.ties] + [set(g) for g in self.space.tie]
+        for group in groups:
+            self._tie(group, mods, lazy)
+        self.graph = graph
+        return graph
+
+    def _tie(self, group: set, mods: dict[str, _Searchable], lazy: bool) -> None:
+        names = sorted(n for n in group if n is not None)
+        for n in names:
+            if n not in mods or not isinstance(mods[n], _SearchableWeight):
+                raise ValueError(f"tie: {n!r} is not a searchable Linear/Conv layer")
+        searched = [n for n in names if len(mods[n].widths) > 1]
+        if not searched:
+            return
+        if None in group:
+            raise ValueError(f"{', '.join(searched)} meet the model input (residual add): "
+                             "their width cannot be searched")
+        widths = {mods[n].widths for n in names}
+        if len(widths) > 1:
+            raise ValueError(f"layers {', '.join(names)} meet in an add: their outputs must have "
+                             f"equal widths, but their width choices differ: "
+                             + "; ".join(f"{n}={list(mods[n].widths)}" for n in names))
+        owner = mods[names[0]]
+        for n in names[1:]:
+            if mods[n].alpha_width is owner.alpha_width:
+                continue
+            if lazy:
+                raise ValueError(f"layers {', '.join(names)} must share a width choice; pass "
+                                 "example_input to searchable() so they are tied before training")
+            mods[n].alpha_width = owner.alpha_width
+
+    # ---- parameters --------------------------------------------------------------------
+    def named_arch_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
+        for n, p in self.named_parameters():
+            if n.rsplit(".", 1)[-1].startswith(ARCH_PREFIX):
+                yield n, p
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        """Architecture logits (one vector per searched choice)."""
+        return [p for _, p in self.named_arch_parameters()]
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        """Weights, biases and quantizer thresholds: what the user's optimizer trains."""
+        arch = {id(p) for p in self.arch_parameters()}
+        return [p for p in self.parameters() if id(p) not in arch]
+
+    # ---- architecture state ---------------------------------------------------------------
+    @property
+    def temperature(self) -> float:
+        return self.control.temperature
+
+    def set_temperature(self, tau: float) -> None:
+        """Softmax / Gumbel temperature; anneal it towards 0 to sharpen the choices."""
+        if not tau > 0:
+            raise ValueError(f"temperature must be > 0, got {tau}")
+        self.control.temperature = float(tau)
+
+    def set_sampling(self, mode: str) -> None:
+        """``"softmax"`` (deterministic relaxation), ``"gumbel"`` (sampled) or ``"argmax"``."""
+        if mode not in ("softmax", "gumbel", "argmax"):
+            raise ValueError(f"sampling must be softmax, gumbel or argmax, got {mode!r}")
+        self.control.mode = mode
+
+    def probabilities(self) -> dict[str, dict[str, Tensor]]:
+        """Current choice probabilities (softmax at the current temperature) per layer and kind."""
+        out: dict[str, dict[str, Tensor]] = {}
+        for name, mod in self.searchable_modules().items():
+            for kind, alpha in mod.arch().items():
+                if alpha is not None:
+                    p = torch.softmax(alpha.detach() / self.control.temperature, dim=0)
+                    out.setdefault(name, {})[kind] = p
+        return out
+
+    def choices(self) -> dict[str, dict[str, int]]:
+        """The argmax choice of every layer: ``{layer: {"width": 32, "weight_bits": 4, ...}}``."""
+        out: dict[str, dict[str, int]] = {}
+        for name, mod in self.searchable_modules().items():
+            arch = mod.arch()
+            for kind, values in mod.choice_values().items():
+                alpha = arch.get(kind)
+                idx = int(alpha.detach().argmax()) if alpha is not None else 0
+                out.setdefault(name, {})[kind] = values[idx]
+        return out
+
+    def _indices(self, choices: dict[str, dict[str, int]]) -> dict[tuple[str, str], int]:
+        mods = self.searchable_modules()
+        full = self.choices()
+        for layer, kinds in choices.items():
+            if layer not in mods:
+                raise ValueError(f"choices: unknown layer {layer!r}; layers: {sorted(mods)}")
+            for kind, value in kinds.items():
+                allowed = mods[layer].choice_values().get(kind)
+                if allowed is None:
+                    raise ValueError(f"choices: layer {layer!r} has no choice {kind!r}")
+                if value not in allowed:
+                    raise ValueError(f"choices: {layer}.{kind}={value} is not one of {list(allowed)}")
+                full[layer][kind] = value
+        idx = {}
+        for layer, kinds in full.items():
+            for kind, value in kinds.items():
+                idx[(layer, kind)] = mods[layer].choice_values()[kind].index(value)
+        # tied layers must agree
+        for layer, mod in mods.items():
+            if isinstance(mod, _SearchableWeight) and mod.alpha_width is not None:
+                for other, om in mods.items():
+                    if other != layer and getattr(om, "alpha_width", None) is mod.alpha_width and \
+                            idx[(layer, "width")] != idx[(other, "width")]:
+                        raise ValueError(f"choices: {layer} and {other} have tied widths but "
+                                         f"were given {full[layer]['width']} and "
+                                         f"{full[other]['width']}")
+        return idx
+
+    @contextlib.contextmanager
+    def fixed(self, choices: dict[str, dict[str, int]] | None = None):
+        """Run the supernet as one discrete network (default: the argmax choices)."""
+        old = self.control.fixed
+        self.control.fixed = self._indices(choices or {})
+        try:
+            yield self
+        finally:
+            self.control.fixed = old
+
+    # ---- derivation ----------------------------------------------------------------------
+    def derive(self, choices: dict[str, dict[str, int]] | None = None) -> nn.Module:
+        """The discrete network as a plain Brevitas model (argmax choices unless given)."""
+        from connas4ml_torch.space.derive import derive_model
+
+        if self.graph is None:
+            raise RuntimeError("derive(): run the supernet once (or pass example_input to "
+                               "searchable()) so its structure is known")
+        full = self.choices()
+        self._indices(choices or {})
+        for layer, kinds in (choices or {}).items():
+            full[layer].update(kinds)
+        return derive_model(self, full)
+
+
+def mods_widths(mods: dict[str, _Searchable], name: str) -> tuple[int, ...]:
+    m = mods.get(name)
+    return getattr(m, "widths", ()) if m is not None else ()
+
+
+def searchable(model: nn.Module, space: SearchSpace | dict[str, Any] | None = None,
+               example_input: Tensor | None = None) -> Supernet:
+    """Turn ``model`` (modified in place) into a :class:`Supernet` over ``space``.
+
+    Pass ``example_input`` (a small batch) to analyse the structure and initialise activation
+    ranges now; otherwise it happens on the first forward call. Under DDP pass it.
+    """
+    if space is None:
+        space = SearchSpace()
+    elif isinstance(space, dict):
+        space = SearchSpace(**space)
+    return Supernet(model, space, example_input)
+
+
+def clone_structure(module: nn.Module) -> nn.Module:
+    """Deep copy of a module tree (the shared ArchControl is copied once per copy)."""
+    return copy.deepcopy(module)
