@@ -1,0 +1,234 @@
+"""Cost tables: the surrogate queried once for every combination of each layer's choices.
+
+A layer's resources depend on a few architecture *variables*: the width of the layer that feeds
+it, its own width, its weight bits, the bits of the quantizer that feeds it, its kernel size. Each
+variable is one architecture parameter (tied layers share one, which the tables respect by
+enumerating shared variables once). The table of a layer is a tensor over its variables; the
+expected cost of the supernet is the sum over layers of the table contracted (``einsum``) with the
+variables' probability vectors: differentiable and microseconds per step.
+"""
+
+from __future__ import annotations
+
+import itertools
+import string
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from connas4ml_torch.hardware.config import HLSConfig
+from connas4ml_torch.hardware.layerspec import LayerSpec
+
+__all__ = ["RESOURCES", "Variable", "LayerTable", "CostTables", "canonical_resource"]
+
+# searchable resources -> the surrogate's target column
+RESOURCES = {"LUT": "LUT", "FF": "FF", "BRAM_18K": "BRAM_18K", "DSP": "DSP",
+             "latency": "latency_cycles"}
+_ALIASES = {"lut": "LUT", "ff": "FF", "bram": "BRAM_18K", "bram_18k": "BRAM_18K", "dsp": "DSP",
+            "latency": "latency", "latency_cycles": "latency"}
+
+
+def canonical_resource(name: str) -> str:
+    """``"bram"`` -> ``"BRAM_18K"`` etc.; unknown names are an error that lists the known ones."""
+    key = _ALIASES.get(str(name).lower())
+    if key is None:
+        raise ValueError(f"unknown resource {name!r}; use one of {', '.join(RESOURCES)}")
+    return key
+
+
+@dataclass
+class Variable:
+    """One architecture choice: ``values`` and the parameter whose softmax weighs them."""
+
+    key: str                  # "layer.kind" of its first owner
+    values: tuple[int, ...]
+    alpha: nn.Parameter | None  # None: a single, fixed value
+    owners: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class LayerTable:
+    name: str
+    variables: list[int]       # indices into CostTables.variables
+    table: Tensor              # [len(values) per variable..., n_resources]
+    upper: Tensor | None       # the same for the upper prediction quantile
+
+
+class CostTables:
+    """Per-layer cost tensors of a supernet under one ``HLSConfig``, from a ``ResourceModel``."""
+
+    def __init__(self, supernet, cost_model, hls: HLSConfig, quantile: float | None = None,
+                 progress: bool = False):
+        if supernet.graph is None:
+            raise RuntimeError("cost tables need the supernet's structure: pass example_input "
+                               "to searchable() or run the supernet once first")
+        self.supernet = supernet
+        self.hls = hls
+        self.resources = list(RESOURCES)
+        self.variables: list[Variable] = []
+        self._var_of: dict[tuple[str, str], int] = {}
+        mods = supernet.searchable_modules()
+        for name, mod in mods.items():
+            arch = mod.arch()
+            for kind, values in mod.choice_values().items():
+                self._variable(name, kind, values, arch.get(kind))
+        self.layers: list[LayerTable] = []
+        specs: list[LayerSpec] = []
+        slices: list[tuple[str, list[int], list[tuple[int, ...]]]] = []
+        for name, node in supernet.graph.layers.items():
+            mod = mods[name]
+            deps = {"out": self._var_of[(name, "width")], "wbits": self._var_of[(name, "weight_bits")]}
+            if node.producer is not None and (node.producer, "width") in self._var_of:
+                deps["in"] = self._var_of[(node.producer, "width")]
+            deps["abits"] = self._var_of[(node.in_quant, "bits")]
+            if (name, "kernel") in self._var_of:
+                deps["kernel"] = self._var_of[(name, "kernel")]
+            var_ids = list(dict.fromkeys(deps.values()))  # tied variables enumerated once
+            combos = list(itertools.product(*(range(len(self.variables[v].values)) for v in var_ids)))
+            for combo in combos:
+                val = {v: self.variables[v].values[i] for v, i in zip(var_ids, combo)}
+                specs.append(self._spec(name, node, mod, {k: val[v] for k, v in deps.items()}))
+            slices.append((name, var_ids, combos))
+        point = self._predict(cost_model, specs, None)
+        upper = self._predict(cost_model, specs, quantile) if quantile else None
+        start = 0
+        for name, var_ids, combos in slices:
+            shape = [len(self.variables[v].values) for v in var_ids] + [len(self.resources)]
+            n = len(combos)
+            t = torch.tensor(point[start:start + n], dtype=torch.float32).reshape(shape)
+            u = (torch.tensor(upper[start:start + n], dtype=torch.float32).reshape(shape)
+                 if upper is not None else None)
+            self.layers.append(LayerTable(name, var_ids, t, u))
+            start += n
+        self.n_queries = len(specs)
+        # model-level glue (interfaces, control) on top of the layer sum, from the widest network
+        self.overhead = torch.zeros(len(self.resources))
+        if hasattr(cost_model, "predict_network"):
+            widest = {v: len(var.values) - 1 for v, var in enumerate(self.variables)}
+            layer_specs = [specs[i] for i in self._spec_indices(slices, widest)]
+            total = cost_model.predict_network(layer_specs)
+            layer_sum = self._layer_sum_at(widest, upper=False)
+            self.overhead = torch.tensor(
+                [max(0.0, float(total[RESOURCES[r]]) - float(layer_sum[i]))
+                 if r != "latency" else 0.0 for i, r in enumerate(self.resources)])
+        self._specs = specs
+        self._slices = slices
+
+    # ---- construction helpers -------------------------------------------------------------
+    def _variable(self, layer: str, kind: str, values, alpha) -> None:
+        for i, var in enumerate(self.variables):
+            if alpha is not None and var.alpha is alpha:
+                var.owners.append((layer, kind))
+                self._var_of[(layer, kind)] = i
+                return
+        self.variables.append(Variable(f"{layer}.{kind}", tuple(values), alpha, [(layer, kind)]))
+        self._var_of[(layer, kind)] = len(self.variables) - 1
+
+    def _spec(self, name: str, node, mod, val: dict[str, int]) -> LayerSpec:
+        block = node.block
+        if node.kind == "Dense":
+            n_in = val["in"] * block if "in" in val else node.in_shape[-1]
+            kernel, out_size = (), ()
+        else:
+            n_in = val["in"] if "in" in val else node.in_shape[1]
+            k = val.get("kernel", mod.kernel_size[0])
+            kernel = (k,) * mod.dims
+            out_size = tuple(node.out_shape[2:])
+        n_out = val["out"]
+        return LayerSpec(node.kind, int(n_in), int(n_out), kernel, out_size,
+                         weight_bits=int(val["wbits"]), input_bits=int(val["abits"])).with_hls(
+            self.hls, name)
+
+    def _predict(self, cost_model, specs: list[LayerSpec], quantile) -> np.ndarray:
+        df = cost_model.predict(specs) if quantile is None else cost_model.predict(specs, quantile=quantile)
+        cols = [RESOURCES[r] for r in self.resources]
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise ValueError(f"the cost model does not predict {missing}")
+        out = df[cols].to_numpy(dtype=np.float64)
+        if not np.isfinite(out).all():
+            raise ValueError("the cost model returned non-finite predictions")
+        return np.maximum(out, 0.0)
+
+    def _spec_indices(self, slices, choice: dict[int, int]) -> list[int]:
+        out, start = [], 0
+        for _name, var_ids, combos in slices:
+            out.append(start + combos.index(tuple(choice[v] for v in var_ids)))
+            start += len(combos)
+        return out
+
+    def _layer_sum_at(self, choice: dict[int, int], upper: bool) -> Tensor:
+        total = torch.zeros(len(self.resources))
+        for lt in self.layers:
+            t = lt.upper if (upper and lt.upper is not None) else lt.table
+            total = total + t[tuple(choice[v] for v in lt.variables)]
+        return total
+
+    # ---- queries ---------------------------------------------------------------------------
+    def probs(self, temperature: float) -> list[Tensor]:
+        """Probability vector of every variable (a one-element [1.] for fixed ones)."""
+        out = []
+        for var in self.variables:
+            if var.alpha is None:
+                out.append(torch.ones(1))
+            else:
+                out.append(torch.softmax(var.alpha / temperature, dim=0))
+        return out
+
+    def expected(self, temperature: float) -> Tensor:
+        """Expected resources ``[n_resources]`` under the current probabilities (differentiable)."""
+        p = self.probs(temperature)
+        total = self.overhead.clone()
+        letters = string.ascii_lowercase
+        for lt in self.layers:
+            sub = "".join(letters[i] for i in range(len(lt.variables)))
+            eq = f"{sub}z," + ",".join(letters[i] for i in range(len(lt.variables))) + "->z"
+            total = total + torch.einsum(eq, lt.table, *[p[v] for v in lt.variables])
+        return total
+
+    def argmax_choice(self) -> dict[int, int]:
+        return {v: (int(var.alpha.detach().argmax()) if var.alpha is not None else 0)
+                for v, var in enumerate(self.variables)}
+
+    def cost_at(self, choice: dict[int, int], upper: bool = False) -> Tensor:
+        """Predicted resources of one discrete network (``choice``: variable -> value index)."""
+        return self._layer_sum_at(choice, upper) + self.overhead
+
+    def cheapest(self) -> dict[str, float]:
+        """Minimum achievable value of each resource in the space (by the model's prediction)."""
+        out = {}
+        for i, r in enumerate(self.resources):
+            choice = {v: 0 for v in range(len(self.variables))}  # smallest widths and bits
+            best = float(self.cost_at(choice)[i])
+            improved = True
+            while improved:  # coordinate descent guards against a non-monotone surrogate
+                improved = False
+                for v, var in enumerate(self.variables):
+                    for j in range(len(var.values)):
+                        trial = dict(choice)
+                        trial[v] = j
+                        c = float(self.cost_at(trial)[i])
+                        if c < best - 1e-9:
+                            best, choice, improved = c, trial, True
+            out[r] = best
+        return out
+
+    def choice_to_layers(self, choice: dict[int, int]) -> dict[str, dict[str, int]]:
+        """Variable indices -> ``{layer: {kind: value}}`` for ``Supernet.derive``."""
+        out: dict[str, dict[str, int]] = {}
+        for v, var in enumerate(self.variables):
+            for layer, kind in var.owners:
+                out.setdefault(layer, {})[kind] = var.values[choice[v]]
+        return out
+
+    def layer_breakdown(self, choice: dict[int, int]) -> dict[str, dict[str, float]]:
+        """Per-layer predicted resources of one discrete network."""
+        return {lt.name: dict(zip(self.resources, lt.table[tuple(choice[v] for v in lt.variables)].tolist()))
+                for lt in self.layers}
+
+    def specs_at(self, choice: dict[int, int]) -> dict[str, LayerSpec]:
+        idx = self._spec_indices(self._slices, choice)
+        return {lt.name: self._specs[i] for lt, i in zip(self.layers, idx)}
+

@@ -1,0 +1,370 @@
+"""``Search``: architecture steps with a differentiable resource loss inside the user's own loop.
+
+Hard budgets use Lagrangian relaxation with dual ascent (no penalty weight to tune):
+``loss + sum_r lambda_r (E[R_r] - B_r) / B_r``, ``lambda_r <- max(0, lambda_r + eta (E[R_r] - B_r) / B_r)``
+(``B_r`` floored at 1 in the denominators, so a zero budget, e.g. no DSPs, works).
+Trade-off mode adds ``sum_r w_r E[R_r] / R_r(widest)`` with fixed user weights. Before any
+training the cheapest network of the space is checked against the budgets; ``derive()`` takes
+the argmax and repairs it until it fits (HardCoRe-NAS: the argmax of a relaxation can break it).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from connas4ml_torch.hardware.config import HLSConfig
+from connas4ml_torch.search.cost import RESOURCES, CostTables, canonical_resource
+
+__all__ = ["Search", "InfeasibleBudgetError", "Repair"]
+
+
+class InfeasibleBudgetError(ValueError):
+    """No network of the search space meets the budgets (by the cost model's prediction)."""
+
+
+@dataclass(frozen=True)
+class Repair:
+    """One step of discretization repair: a choice stepped down to meet the budgets."""
+
+    layer: str
+    kind: str
+    old: int
+    new: int
+    saved: dict[str, float]
+
+    def __str__(self) -> str:
+        saved = ", ".join(f"{r} -{v:,.0f}" for r, v in self.saved.items() if v > 0)
+        return f"{self.layer}.{self.kind}: {self.old} -> {self.new} ({saved})"
+
+
+_PERCENT = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*%\s*$")
+
+
+def _budgets(constraints: dict[str, Any] | None, part: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name, value in (constraints or {}).items():
+        r = canonical_resource(name)
+        if isinstance(value, str):
+            m = _PERCENT.match(value)
+            if not m:
+                raise ValueError(f"budget {name}={value!r}: use a number or a share like '10%'")
+            if r == "latency":
+                raise ValueError("a latency budget is a number of clock cycles, not a share")
+            from connas4ml_torch.hardware.parts import part_resources
+
+            avail = part_resources(part)[RESOURCES[r]]
+            out[r] = float(m.group(1)) / 100.0 * float(avail)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+            out[r] = float(value)
+        else:
+            raise ValueError(f"budget {name}={value!r} must be a number >= 0 or 'N%'")
+    return out
+
+
+class Search:
+    """Joint weight/architecture search of a :class:`~connas4ml_torch.Supernet` under budgets.
+
+    Args:
+        supernet: from :func:`connas4ml_torch.searchable` (analysed: pass ``example_input``).
+        cost_model: a fitted ``ResourceModel`` (``predict(list[LayerSpec]) -> DataFrame``).
+        hls: the ``HLSConfig`` the network will be built with.
+        constraints: hard budgets, e.g. ``{"LUT": 60_000, "DSP": "10%", "latency": 40}``.
+        weights: trade-off mode, e.g. ``{"LUT": 0.5}``: penalty per unit of resource relative
+            to the widest network. Both may be given.
+        arch_lr: learning rate of the architecture optimizer (Adam).
+        dual_lr: step of the Lagrange multipliers' dual ascent.
+        warmup_steps: ``arch_step`` calls that only count (weights train, architecture frozen).
+        temperature: ``(start, end)`` annealed exponentially over ``anneal_steps`` arch steps.
+        margin_quantile: repair against this upper prediction quantile (e.g. 0.9) instead of the
+            point prediction, for a safety margin.
+    """
+
+    def __init__(self, supernet, cost_model, hls: HLSConfig | None = None,
+                 constraints: dict[str, Any] | None = None, weights: dict[str, float] | None = None,
+                 *, arch_lr: float = 3e-3, dual_lr: float = 0.05, warmup_steps: int = 0,
+                 temperature: tuple[float, float] = (1.0, 1.0), anneal_steps: int | None = None,
+                 margin_quantile: float | None = None, example_input: Tensor | None = None):
+        if supernet.graph is None:
+            if example_input is None:
+                raise RuntimeError("Search needs the supernet's structure: pass example_input "
+                                   "to searchable() or to Search()")
+            supernet.analyse(example_input)
+        self.supernet = supernet
+        self.hls = hls or HLSConfig()
+        self.budgets = _budgets(constraints, self.hls.part)
+        self.weights = {canonical_resource(k): float(v) for k, v in (weights or {}).items()}
+        if any(v < 0 for v in self.weights.values()):
+            raise ValueError(f"trade-off weights must be >= 0, got {weights}")
+        self.margin_quantile = margin_quantile
+        self.tables = CostTables(supernet, cost_model, self.hls, quantile=margin_quantile)
+        self.resources = self.tables.resources
+        self.minimum = self.tables.cheapest()
+        self._check_feasible()
+        widest = {v: len(var.values) - 1 for v, var in enumerate(self.tables.variables)}
+        self.reference = self.tables.cost_at(widest).clamp_min(1.0)
+        self.lambdas = torch.zeros(len(self.resources))
+        self.dual_lr = float(dual_lr)
+        self.warmup_steps = int(warmup_steps)
+        self.tau_start, self.tau_end = (float(t) for t in temperature)
+        self.anneal_steps = anneal_steps
+        self.step = 0
+        self.arch_steps = 0
+        self.history: list[dict[str, float]] = []
+        self.prob_history: list[tuple[int, dict[str, list[float]]]] = []
+        self.repairs: list[Repair] = []
+        params = supernet.arch_parameters()
+        self.arch_optimizer = torch.optim.Adam(params, lr=arch_lr, betas=(0.5, 0.999)) if params else None
+        supernet.set_temperature(self.tau_start)
+
+    # ---- budgets ---------------------------------------------------------------------------
+    def _check_feasible(self) -> None:
+        bad = {r: b for r, b in self.budgets.items() if self.minimum[r] > b}
+        if bad:
+            lines = [f"  {r}: budget {b:,.0f}, minimum achievable {self.minimum[r]:,.0f}"
+                     for r, b in bad.items()]
+            raise InfeasibleBudgetError(
+                "no network in the search space meets the budget(s):\n" + "\n".join(lines) +
+                "\nminimum achievable of each resource (cheapest network of the space): " +
+                ", ".join(f"{r}={v:,.0f}" for r, v in self.minimum.items()) +
+                "\nRaise the budget, allow smaller widths/bits, or raise the reuse factor."
+            )
+        # each budget alone may be reachable but not all at once: the all-smallest network
+        # is the cheapest in every resource for a monotone cost model
+        smallest = self.tables.cost_at({v: 0 for v in range(len(self.tables.variables))})
+        joint = {r: float(smallest[self.resources.index(r)]) for r in self.budgets}
+        if any(joint[r] > b for r, b in self.budgets.items()):
+            raise InfeasibleBudgetError(
+                "the budgets cannot be met together; the smallest network needs " +
+                ", ".join(f"{r}={v:,.0f} (budget {self.budgets[r]:,.0f})" for r, v in joint.items())
+            )
+
+    # ---- the loop --------------------------------------------------------------------------
+    @property
+    def temperature(self) -> float:
+        return self.supernet.temperature
+
+    def expected_resources(self) -> dict[str, Tensor]:
+        """Expected LUT/FF/BRAM_18K/DSP/latency of the supernet (differentiable tensors)."""
+        e = self.tables.expected(self.supernet.temperature)
+        return dict(zip(self.resources, e.unbind()))
+
+    def argmax_resources(self, upper: bool = False) -> dict[str, float]:
+        """Predicted resources of the current argmax network."""
+        c = self.tables.cost_at(self.tables.argmax_choice(), upper=upper)
+        return dict(zip(self.resources, c.tolist()))
+
+    def resource_loss(self) -> Tensor:
+        """The differentiable resource term added to the task loss."""
+        e = self.tables.expected(self.supernet.temperature)
+        loss = e.new_zeros(())
+        for r, b in self.budgets.items():
+            i = self.resources.index(r)
+            loss = loss + self.lambdas[i] * (e[i] - b) / max(b, 1.0)
+        for r, w in self.weights.items():
+            i = self.resources.index(r)
+            loss = loss + w * e[i] / self.reference[i]
+        return loss
+
+    def arch_step(self, closure: Callable[[], Tensor]) -> dict[str, float]:
+        """One architecture update on a validation batch (first-order DARTS), then dual ascent.
+
+        ``closure()`` returns the task loss of the supernet on a validation batch. Only the
+        architecture parameters receive gradients here; weight gradients are left untouched.
+        During warm-up the closure is not called and nothing changes but the step count.
+        """
+        self.step += 1
+        if self.step <= self.warmup_steps or self.arch_optimizer is None:
+            return {"step": self.step, "warmup": 1.0}
+        task = closure()
+        if not isinstance(task, Tensor) or task.dim() != 0:
+            raise TypeError("arch_step: the closure must return a scalar loss tensor")
+        if not torch.isfinite(task):
+            raise FloatingPointError(
+                f"arch_step: the validation loss is {float(task)} at step {self.step}; the "
+                "architecture was not updated. Lower the learning rates or check the data."
+            )
+        total = task + self.resource_loss()
+        params = self.supernet.arch_parameters()
+        grads = torch.autograd.grad(total, params, allow_unused=True)
+        if any(g is not None and not torch.isfinite(g).all() for g in grads):
+            raise FloatingPointError(f"arch_step: non-finite architecture gradient at step "
+                                     f"{self.step}; the architecture was not updated")
+        for p, g in zip(params, grads):
+            p.grad = g
+        self.arch_optimizer.step()
+        self.arch_optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            e = self.tables.expected(self.supernet.temperature)
+            for r, b in self.budgets.items():
+                i = self.resources.index(r)
+                self.lambdas[i] = torch.clamp(self.lambdas[i] + self.dual_lr * (e[i] - b) / max(b, 1.0), min=0.0)
+        self.arch_steps += 1
+        self._anneal()
+        stats = {"step": self.step, "task_loss": float(task.detach()), "temperature": self.temperature}
+        stats.update({f"E[{r}]": float(e[i]) for i, r in enumerate(self.resources)})
+        stats.update({f"lambda_{r}": float(self.lambdas[self.resources.index(r)]) for r in self.budgets})
+        self.history.append(stats)
+        if self.arch_steps == 1 or self.arch_steps % 10 == 0:
+            self.prob_history.append((self.step, {
+                f"{layer}.{kind}": p.tolist()
+                for layer, kinds in self.supernet.probabilities().items() for kind, p in kinds.items()}))
+        return stats
+
+    def choice_values(self) -> dict[str, tuple[int, ...]]:
+        """``{"layer.kind": candidate values}`` of every searched choice."""
+        return {f"{layer}.{kind}": vals
+                for layer, mod in self.supernet.searchable_modules().items()
+                for kind, vals in mod.choice_values().items() if len(vals) > 1}
+
+    def _anneal(self) -> None:
+        if not self.anneal_steps:
+            return
+        frac = min(1.0, self.arch_steps / self.anneal_steps)
+        tau = self.tau_start * (self.tau_end / self.tau_start) ** frac
+        self.supernet.set_temperature(tau)
+
+    def fit(self, train_loader: Iterable, val_loader: Iterable, loss_fn: Callable,
+            optimizer: torch.optim.Optimizer, epochs: int = 1, progress: bool = True) -> Search:
+        """The simple case: alternate weight steps (train) and arch steps (val) for ``epochs``."""
+        from tqdm.auto import tqdm
+
+        def val_batches():
+            while True:
+                yield from val_loader
+
+        val_iter = val_batches()
+        for epoch in range(epochs):
+            bar = tqdm(train_loader, desc=f"search epoch {epoch + 1}/{epochs}", disable=not progress)
+            for x, y in bar:
+                xv, yv = next(val_iter)
+                self.arch_step(lambda xv=xv, yv=yv: loss_fn(self.supernet(xv), yv))
+                optimizer.zero_grad()
+                loss = loss_fn(self.supernet(x), y)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"training loss is {float(loss)} at step {self.step}")
+                loss.backward()
+                optimizer.step()
+                bar.set_postfix(loss=f"{float(loss):.3f}", **self._short_postfix())
+        return self
+
+    def _short_postfix(self) -> dict[str, str]:
+        a = self.argmax_resources()
+        return {r: f"{a[r]:,.0f}" + (f"/{self.budgets[r]:,.0f}" if r in self.budgets else "")
+                for r in (self.budgets or {"LUT": 0})}
+
+    # ---- discretization ----------------------------------------------------------------------
+    def _violations(self, choice: dict[int, int]) -> dict[str, float]:
+        cost = self.tables.cost_at(choice, upper=self.margin_quantile is not None)
+        return {r: (float(cost[self.resources.index(r)]) - b) / max(b, 1.0)
+                for r, b in self.budgets.items() if float(cost[self.resources.index(r)]) > b}
+
+    def discretize(self) -> tuple[dict[int, int], list[Repair]]:
+        """Argmax choices, stepped down until every budget holds (each step reported)."""
+        choice = self.tables.argmax_choice()
+        probs = self.tables.probs(self.supernet.temperature)
+        repairs: list[Repair] = []
+        upper = self.margin_quantile is not None
+        for _ in range(10_000):
+            viol = self._violations(choice)
+            if not viol:
+                return choice, repairs
+            cost = self.tables.cost_at(choice, upper)
+            best, best_score = None, -math.inf
+            for v in range(len(self.tables.variables)):
+                i = choice[v]
+                if i == 0:
+                    continue
+                trial = dict(choice)
+                trial[v] = i - 1
+                new = self.tables.cost_at(trial, upper)
+                saved = sum(max(0.0, float(cost[self.resources.index(r)] - new[self.resources.index(r)]))
+                            / max(self.budgets[r], 1.0) for r in viol)
+                if saved <= 0:
+                    continue
+                lost = max(float(probs[v][i] - probs[v][i - 1]), 1e-6)
+                score = saved / lost
+                if score > best_score:
+                    best, best_score = (v, trial, new), score
+            if best is None:
+                raise InfeasibleBudgetError(
+                    "discretization: no smaller choice reduces the violated budget(s) "
+                    + ", ".join(f"{r} (+{100 * x:.1f}%)" for r, x in viol.items()))
+            v, trial, new = best
+            var = self.tables.variables[v]
+            layer, kind = var.owners[0]
+            repairs.append(Repair(layer, kind, var.values[choice[v]], var.values[trial[v]],
+                                  {r: float(cost[i] - new[i]) for i, r in enumerate(self.resources)}))
+            choice = trial
+        raise InfeasibleBudgetError("discretization did not converge")
+
+    def derive(self) -> nn.Module:
+        """The chosen network as a plain Brevitas model, within every budget by prediction."""
+        choice, self.repairs = self.discretize()
+        for rep in self.repairs:
+            print(f"connas4ml: repair {rep}")
+        self.chosen = self.tables.choice_to_layers(choice)
+        self.chosen_resources = dict(zip(self.resources, self.tables.cost_at(choice).tolist()))
+        return self.supernet.derive(self.chosen)
+
+    def chosen_breakdown(self) -> dict[str, dict[str, float]]:
+        """Per-layer predicted resources of the network returned by the last ``derive()``."""
+        choice = {v: var.values.index(self.chosen[var.owners[0][0]][var.owners[0][1]])
+                  for v, var in enumerate(self.tables.variables)}
+        return self.tables.layer_breakdown(choice)
+
+    # ---- reporting ---------------------------------------------------------------------------
+    def summary(self) -> str:
+        """Expected and argmax resources against each budget, and the current choices."""
+        e = {r: float(v) for r, v in self.expected_resources().items()}
+        a = self.argmax_resources()
+        lines = [f"step {self.step} (arch steps {self.arch_steps}), temperature {self.temperature:.3g}",
+                 f"{'resource':<10}{'expected':>12}{'argmax':>12}{'budget':>12}{'minimum':>12}{'lambda':>9}"]
+        for i, r in enumerate(self.resources):
+            b = self.budgets.get(r)
+            lam = f"{float(self.lambdas[i]):.3f}" if r in self.budgets else "-"
+            lines.append(f"{r:<10}{e[r]:>12,.0f}{a[r]:>12,.0f}{(f'{b:,.0f}' if b else '-'):>12}"
+                         f"{self.minimum[r]:>12,.0f}{lam:>9}")
+        lines.append("choices: " + "; ".join(
+            f"{layer}: " + ",".join(f"{k}={v}" for k, v in kinds.items())
+            for layer, kinds in self.supernet.choices().items()))
+        return "\n".join(lines)
+
+    # ---- checkpoint ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Supernet, architecture optimizer, multipliers, temperature, step and RNG: one dict."""
+        return {
+            "supernet": self.supernet.state_dict(),
+            "arch_optimizer": self.arch_optimizer.state_dict() if self.arch_optimizer else None,
+            "lambdas": self.lambdas.clone(),
+            "temperature": self.supernet.temperature,
+            "step": self.step,
+            "arch_steps": self.arch_steps,
+            "budgets": dict(self.budgets),
+            "history": list(self.history),
+            "prob_history": list(self.prob_history),
+            "rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any], restore_rng: bool = True) -> None:
+        """Resume: continues exactly as if the search had never stopped."""
+        if state.get("budgets") != self.budgets:
+            raise ValueError(f"checkpoint budgets {state.get('budgets')} differ from this "
+                             f"search's {self.budgets}")
+        self.supernet.load_state_dict(state["supernet"])
+        if self.arch_optimizer is not None and state["arch_optimizer"] is not None:
+            self.arch_optimizer.load_state_dict(state["arch_optimizer"])
+        self.lambdas = state["lambdas"].clone()
+        self.supernet.set_temperature(state["temperature"])
+        self.step = int(state["step"])
+        self.arch_steps = int(state["arch_steps"])
+        self.history = list(state["history"])
+        self.prob_history = list(state.get("prob_history", []))
+        if restore_rng and state.get("rng") is not None:
+            torch.set_rng_state(state["rng"])

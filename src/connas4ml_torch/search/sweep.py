@@ -1,0 +1,74 @@
+"""Pareto sweeps: several searches (budgets or trade-off weights) in parallel, and their front.
+
+The jobs run on the same executors as the synthesis sweeps (a local process pool, a Dask
+``LocalCluster`` or scheduler address, or a batch system through dask-jobqueue).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["pareto_sweep", "pareto_front"]
+
+
+def pareto_front(df: pd.DataFrame, cost: str, quality: str, higher_is_better: bool = True) -> pd.Series:
+    """Boolean mask of the rows no other row beats in both ``cost`` (lower) and ``quality``."""
+    q = df[quality] if higher_is_better else -df[quality]
+    mask = []
+    for i in range(len(df)):
+        dominated = ((df[cost] <= df[cost].iloc[i]) & (q >= q.iloc[i]) &
+                     ((df[cost] < df[cost].iloc[i]) | (q > q.iloc[i]))).any()
+        mask.append(not dominated)
+    return pd.Series(mask, index=df.index)
+
+
+def pareto_sweep(job: Callable[[dict[str, Any]], Mapping[str, Any]],
+                 configs: Sequence[dict[str, Any]], executor: Any = None, *,
+                 cost: str = "LUT", quality: str = "accuracy", higher_is_better: bool = True,
+                 plot: str | Path | None = None, progress: bool = True) -> pd.DataFrame:
+    """Run ``job(config)`` for every config in parallel; return one row per config.
+
+    ``job`` must be importable by the workers (a module-level function) and return a flat
+    mapping of results (e.g. ``{"accuracy": .., "LUT": .., "DSP": ..}``). ``executor`` is an
+    ``Executor`` or the settings of one (``{"kind": "local"|"dask", "workers": 2, ...}``).
+    A failed job becomes a row with its error; the others still finish. The column ``pareto``
+    marks the front of ``cost`` against ``quality``; ``plot`` writes it as a PNG.
+    """
+    from tqdm.auto import tqdm
+
+    from connas4ml_torch.synth.executors import Executor, make_executor
+
+    if not configs:
+        raise ValueError("pareto_sweep: no configurations given")
+    ex = executor if isinstance(executor, Executor) else make_executor(executor or {"kind": "local", "workers": 2})
+    owned = not isinstance(executor, Executor)
+    rows: list[dict[str, Any]] = [dict() for _ in configs]
+    try:
+        pending = {ex.submit(job, dict(cfg)): i for i, cfg in enumerate(configs)}
+        bar = tqdm(total=len(configs), desc="pareto sweep", disable=not progress)
+        while pending:
+            for fut in ex.wait_first(list(pending)):
+                i = pending.pop(fut)
+                try:
+                    rows[i] = {**configs[i], **dict(fut.result()), "error": None}
+                except Exception as exc:  # one failed search must not lose the others
+                    rows[i] = {**configs[i], "error": f"{type(exc).__name__}: {exc}"}
+                bar.update(1)
+        bar.close()
+    finally:
+        if owned:
+            ex.close()
+    df = pd.DataFrame(rows)
+    ok = df["error"].isna() if "error" in df else pd.Series(True, index=df.index)
+    df["pareto"] = False
+    if ok.any() and cost in df and quality in df:
+        df.loc[ok, "pareto"] = pareto_front(df[ok], cost, quality, higher_is_better)
+        if plot:
+            from connas4ml_torch.plots import plot_front
+
+            plot_front(df[ok], cost, quality, plot)
+    return df

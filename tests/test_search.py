@@ -1,0 +1,199 @@
+"""Constrained differentiable search with the shipped cost model (issue 5)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import connas4ml_torch as cn
+from connas4ml_torch.export.specs import layer_specs
+from connas4ml_torch.search import InfeasibleBudgetError
+
+HLS = cn.HLSConfig(backend="Vitis", part="xcvu13p-flga2577-2-e", io_type="io_parallel",
+                   strategy="Latency", reuse_factor=1)
+
+
+@pytest.fixture(scope="module")
+def cost():
+    return cn.ResourceModel.default()
+
+
+def task(seed: int = 0, n: int = 2048):
+    """Five Gaussian classes in 16 features, a little overlapping (a jet-like toy)."""
+    g = torch.Generator().manual_seed(1234)
+    centres = torch.randn(5, 16, generator=g) * 1.2
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 5, (n,), generator=g)
+    x = centres[y] + torch.randn(n, 16, generator=g)
+    return x, y
+
+
+def mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(),
+                         nn.Linear(32, 5))
+
+
+SPACE = dict(width={"0": [8, 16, 32, 64], "2": [8, 16, 32]}, weight_bits=[2, 3, 4, 6, 8],
+             act_bits=[3, 4, 6, 8])
+
+
+def run_search(seed: int, constraints=None, weights=None, steps: int = 120, cost_model=None,
+               checkpoint_at: int | None = None, **kw):
+    torch.manual_seed(seed)
+    x, y = task(seed)
+    sn = cn.searchable(mlp(), cn.SearchSpace(**SPACE), example_input=x[:256])
+    search = cn.Search(sn, cost_model, HLS, constraints=constraints, weights=weights,
+                       arch_lr=0.05, dual_lr=0.2, warmup_steps=10, temperature=(1.0, 0.3),
+                       anneal_steps=steps, **kw)
+    opt = torch.optim.Adam(sn.weight_parameters(), 5e-3)
+    saved = None
+    for step in range(steps):
+        if checkpoint_at is not None and step == checkpoint_at:
+            saved = copy.deepcopy({"search": search.state_dict(), "opt": opt.state_dict()})
+        i = (step * 64) % 1024
+        xb, yb, xv, yv = x[i:i + 64], y[i:i + 64], x[1024 + i:1088 + i], y[1024 + i:1088 + i]
+        search.arch_step(lambda: F.cross_entropy(sn(xv), yv))
+        opt.zero_grad()
+        F.cross_entropy(sn(xb), yb).backward()
+        opt.step()
+    return search, x, saved
+
+
+def widest_lut(cost_model) -> float:
+    x, _ = task()
+    sn = cn.searchable(mlp(), cn.SearchSpace(**SPACE), example_input=x[:8])
+    s = cn.Search(sn, cost_model, HLS)
+    widest = {v: len(var.values) - 1 for v, var in enumerate(s.tables.variables)}
+    return float(s.tables.cost_at(widest)[0]), s.minimum["LUT"]
+
+
+def test_budget_met_in_five_of_five_seeds(cost):
+    hi, lo = widest_lut(cost)
+    budget = lo + 0.25 * (hi - lo)
+    for seed in range(5):
+        search, x, _ = run_search(seed, {"LUT": budget}, steps=60, cost_model=cost)
+        model = search.derive()
+        assert search.chosen_resources["LUT"] <= budget
+        # independent check: the derived Brevitas model's own layer specs through the cost model
+        specs = list(layer_specs(model, x[:4], HLS).values())
+        total = cost.predict_network(specs)["LUT"]
+        assert total <= budget * 1.001, (seed, total, budget)
+
+
+def test_infeasible_budget_raises_before_training_with_minimum(cost):
+    x, _ = task()
+    sn = cn.searchable(mlp(), cn.SearchSpace(**SPACE), example_input=x[:8])
+    before = copy.deepcopy(sn.state_dict())
+    with pytest.raises(InfeasibleBudgetError, match=r"LUT: budget 10, minimum achievable [\d,]+") as e:
+        cn.Search(sn, cost, HLS, constraints={"LUT": 10, "DSP": "50%"})
+    assert "minimum achievable of each resource" in str(e.value)
+    assert all(torch.equal(before[k], v) for k, v in sn.state_dict().items())
+
+
+def test_percent_budget_uses_the_part(cost):
+    from connas4ml_torch.hardware.parts import part_resources
+
+    x, _ = task()
+    sn = cn.searchable(mlp(), cn.SearchSpace(**SPACE), example_input=x[:8])
+    s = cn.Search(sn, cost, HLS, constraints={"LUT": "1%"})
+    assert s.budgets["LUT"] == pytest.approx(0.01 * part_resources(HLS.part)["LUT"])
+    with pytest.raises(ValueError, match="'ten'"):
+        cn.Search(sn, cost, HLS, constraints={"LUT": "ten"})
+    with pytest.raises(ValueError, match="unknown resource 'LUTS'"):
+        cn.Search(sn, cost, HLS, constraints={"LUTS": 5})
+
+
+def test_looser_budget_gives_equal_or_larger_network(cost):
+    hi, lo = widest_lut(cost)
+    tight, _, _ = run_search(0, {"LUT": lo + 0.1 * (hi - lo)}, steps=80, cost_model=cost)
+    loose, _, _ = run_search(0, {"LUT": lo + 0.6 * (hi - lo)}, steps=80, cost_model=cost)
+    tight.derive()
+    loose.derive()
+    assert loose.chosen_resources["LUT"] >= tight.chosen_resources["LUT"]
+    assert tight.chosen_resources["LUT"] <= lo + 0.1 * (hi - lo)
+
+
+def test_resume_equals_uninterrupted_run(cost):
+    hi, lo = widest_lut(cost)
+    budget = {"LUT": lo + 0.3 * (hi - lo)}
+    full, _, saved = run_search(3, budget, steps=50, cost_model=cost, checkpoint_at=25)
+    # a fresh process would rebuild everything, then load the checkpoint and go on
+    torch.manual_seed(99)  # the checkpoint restores the RNG: this must not matter
+    x, y = task(3)
+    sn = cn.searchable(mlp(), cn.SearchSpace(**SPACE), example_input=x[:256])
+    resumed = cn.Search(sn, cost, HLS, constraints=budget, arch_lr=0.05, dual_lr=0.2,
+                        warmup_steps=10, temperature=(1.0, 0.3), anneal_steps=50)
+    opt = torch.optim.Adam(sn.weight_parameters(), 5e-3)
+    resumed.load_state_dict(saved["search"])
+    opt.load_state_dict(saved["opt"])
+    for step in range(25, 50):
+        i = (step * 64) % 1024
+        xb, yb, xv, yv = x[i:i + 64], y[i:i + 64], x[1024 + i:1088 + i], y[1024 + i:1088 + i]
+        resumed.arch_step(lambda: F.cross_entropy(sn(xv), yv))
+        opt.zero_grad()
+        F.cross_entropy(sn(xb), yb).backward()
+        opt.step()
+    assert resumed.supernet.choices() == full.supernet.choices()
+    for (n, a), (_, b) in zip(full.supernet.state_dict().items(), sn.state_dict().items()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6), n
+    assert torch.equal(resumed.lambdas, full.lambdas)
+    assert resumed.temperature == full.temperature and resumed.step == full.step
+
+
+def test_nan_loss_stops_without_touching_the_architecture(cost):
+    x, _ = task()
+    sn = cn.searchable(mlp(), cn.SearchSpace(**SPACE), example_input=x[:8])
+    s = cn.Search(sn, cost, HLS, constraints={"LUT": 1e9})
+    before = [p.detach().clone() for p in sn.arch_parameters()]
+    lam = s.lambdas.clone()
+    with pytest.raises(FloatingPointError, match="validation loss is nan"):
+        s.arch_step(lambda: sn(x[:4]).sum() * float("nan"))
+    assert all(torch.equal(a, b) for a, b in zip(before, sn.arch_parameters()))
+    assert torch.equal(lam, s.lambdas)
+
+
+def test_repair_steps_down_until_within_budget_and_reports(cost):
+    hi, lo = widest_lut(cost)
+    budget = lo + 0.2 * (hi - lo)
+    x, _ = task()
+    sn = cn.searchable(mlp(), cn.SearchSpace(**SPACE), example_input=x[:8])
+    s = cn.Search(sn, cost, HLS, constraints={"LUT": budget})
+    with torch.no_grad():  # make the widest, most precise network the argmax
+        for p in sn.arch_parameters():
+            p.copy_(torch.linspace(0, 1, p.numel()))
+    assert s.argmax_resources()["LUT"] > budget
+    model = s.derive()
+    assert s.repairs and s.chosen_resources["LUT"] <= budget
+    assert all(r.new < r.old for r in s.repairs)
+    assert isinstance(model, nn.Module)
+    # a safety margin: the upper quantile must fit too
+    sq = cn.Search(sn, cost, HLS, constraints={"LUT": budget}, margin_quantile=0.9)
+    sq.derive()
+    upper = sq.tables.cost_at({v: var.values.index(sq.chosen[var.owners[0][0]][var.owners[0][1]])
+                               for v, var in enumerate(sq.tables.variables)}, upper=True)
+    assert float(upper[0]) <= budget
+    assert sq.chosen_resources["LUT"] <= s.chosen_resources["LUT"]
+
+
+def test_trade_off_weight_shrinks_the_network(cost):
+    free, _, _ = run_search(1, None, {"LUT": 0.0}, steps=80, cost_model=cost)
+    heavy, _, _ = run_search(1, None, {"LUT": 20.0}, steps=80, cost_model=cost)
+    assert heavy.argmax_resources()["LUT"] < free.argmax_resources()["LUT"]
+
+
+def test_expected_resources_are_differentiable_and_match_one_hot(cost):
+    x, _ = task()
+    sn = cn.searchable(mlp(), cn.SearchSpace(**SPACE), example_input=x[:8])
+    s = cn.Search(sn, cost, HLS)
+    e = s.expected_resources()["LUT"]
+    e.backward()
+    assert all(p.grad is not None for p in sn.arch_parameters() if p.numel() > 1)
+    with torch.no_grad():  # very sharp probabilities: expected -> argmax
+        for p in sn.arch_parameters():
+            p.copy_(torch.nn.functional.one_hot(torch.tensor(1), p.numel()) * 60.0)
+    assert float(s.expected_resources()["LUT"]) == pytest.approx(s.argmax_resources()["LUT"], rel=1e-4)
+    assert "LUT" in s.summary() and "budget" in s.summary()
