@@ -1,0 +1,183 @@
+"""``connas4ml export``: a saved derived network to a bit-exact hls4ml project.
+
+    connas4ml export nets.py:build --weights model.pt --example x.npy --out prj/ [--config hls.yaml]
+    connas4ml export mypkg.nets:build --weights model.pt ...
+    connas4ml export whole_model.pt --example x.npy --out prj/
+    connas4ml export runs/jet_demo/model.pt --example x.npy --out prj/   # a `connas4ml search` result
+
+MODEL is either a factory, ``file.py:name`` or ``package.module:name``, a callable (or class)
+that returns the network's ``nn.Module`` (the weights then come from ``--weights``, a
+``state_dict`` saved with ``torch.save(model.state_dict(), path)`` and loaded with
+``weights_only=True``), or a whole module saved with ``torch.save(model, path)``. Brevitas models
+usually cannot be pickled whole (``PicklingError: Can't pickle <class
+'brevitas.inject.NoneActQuant'>``), so the factory + state_dict form is the one to use for them.
+The ``model.pt`` that ``connas4ml search`` writes (config + choices + weights, loaded with
+``weights_only=True``) is rebuilt from its config, and its ``hls`` settings are the defaults.
+Both a factory file and a whole-module file run code when loaded (import / unpickling): only use
+files you created or trust. ``--example`` is a ``.npy`` array or a ``.pt`` tensor of inputs (batch first; a
+few hundred rows make a meaningful bit-exact check). ``--config`` is a YAML mapping of
+:class:`~connas4ml_torch.hardware.config.HLSConfig` fields (``backend``, ``part``,
+``clock_period``, ``io_type``, ``strategy``, ``reuse_factor``, ``layers``); single fields can be
+overridden on the command line.
+
+Exit codes: 0 bit-exact (or not verified), 1 not bit-exact, 2 refused / bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "run", "load_model", "load_example"]
+
+
+def register(subparsers: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    """Add the ``export`` subcommand to the ``connas4ml`` parser."""
+    p = subparsers.add_parser(name, help=help_text, description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="file.py:factory or package.module:factory (with --weights), "
+                   "or a torch.save'd whole module .pt (trusted files only: code runs on load)")
+    p.add_argument("--weights", type=Path, help="state_dict .pt for a factory-built model")
+    p.add_argument("--example", type=Path, required=True, help="example inputs, .npy or .pt")
+    p.add_argument("--out", type=Path, required=True, help="output directory of the hls4ml project")
+    p.add_argument("--config", type=Path, help="HLSConfig as YAML")
+    p.add_argument("--backend", choices=["Vitis", "Vivado"])
+    p.add_argument("--part")
+    p.add_argument("--clock-period", type=float)
+    p.add_argument("--io-type", choices=["io_parallel", "io_stream"])
+    p.add_argument("--strategy", choices=["Latency", "Resource"])
+    p.add_argument("--reuse-factor", type=int)
+    p.add_argument("--rows", type=int, default=None, help="use only the first N example rows")
+    p.add_argument("--no-verify", action="store_true", help="write (and compile) only")
+    p.add_argument("--no-compile", action="store_true", help="write only (implies --no-verify)")
+    p.add_argument("--build", action="store_true", help="run vendor C synthesis if on PATH")
+    p.add_argument("--strict", action="store_true", help="fail (exit 1) unless bit-exact")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=run)
+    return p
+
+
+def _factory(spec: str) -> Any:
+    import importlib
+    import importlib.util
+
+    where, _, attr = spec.rpartition(":")
+    if where.endswith(".py"):
+        path = Path(where)
+        if not path.is_file():
+            raise FileNotFoundError(f"model factory file {path} does not exist")
+        mod_spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(mod_spec)
+        mod_spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(where)
+    if not hasattr(module, attr):
+        raise ValueError(f"{where} has no attribute {attr!r} (MODEL is file.py:name or module:name)")
+    return getattr(module, attr)
+
+
+def load_model(spec: str, weights: Path | None = None) -> Any:
+    """The model named by ``spec`` (factory ``file.py:name`` / ``module:name`` + optional
+    ``weights`` state_dict, or a whole pickled module file). Trusted files only: code runs."""
+    import torch
+
+    if ":" in spec and not Path(spec).is_file():
+        model = _factory(spec)()
+        if not isinstance(model, torch.nn.Module):
+            raise ValueError(f"{spec} returned a {type(model).__name__}, not an nn.Module")
+        if weights is not None:
+            if not weights.is_file():
+                raise FileNotFoundError(f"weights file {weights} does not exist")
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+            model.load_state_dict(state)
+        return model
+    path = Path(spec)
+    if weights is not None:
+        raise ValueError("--weights goes with a factory MODEL (file.py:name), not a whole-module file")
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist")
+    if _search_result(path) is not None:
+        from connas4ml_torch.runner import load_derived
+
+        return load_derived(path)[0]
+    model = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(
+            f"{path} holds a {type(model).__name__}, not an nn.Module: save the whole model with "
+            "torch.save(model, path), or pass a factory MODEL (file.py:name) with --weights"
+        )
+    return model
+
+
+def _search_result(path: Path) -> dict | None:
+    """The config stored in a ``connas4ml search`` model.pt, or None for any other file."""
+    import pickle
+
+    import torch
+
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError):
+        return None
+    if isinstance(blob, dict) and blob.get("format") == "connas4ml-derived-v1":
+        return blob["config"]
+    return None
+
+
+def load_example(path: Path, rows: int | None = None) -> Any:
+    """Example inputs from ``.npy`` (numpy.load, no pickle) or ``.pt`` (a tensor; weights_only)."""
+    import numpy as np
+    import torch
+
+    if not path.is_file():
+        raise FileNotFoundError(f"example input file {path} does not exist")
+    if path.suffix == ".npy":
+        x = torch.from_numpy(np.load(path, allow_pickle=False)).float()
+    elif path.suffix in (".pt", ".pth"):
+        x = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"{path} must hold one tensor, got {type(x).__name__}")
+        x = x.float()
+    else:
+        raise ValueError(f"example input {path}: use a .npy array or a .pt tensor")
+    return x[:rows] if rows else x
+
+
+def _config(args: argparse.Namespace) -> Any:
+    import yaml
+
+    from connas4ml_torch.hardware.config import HLSConfig
+
+    d: dict[str, Any] = {}
+    stored = _search_result(Path(args.model)) if Path(args.model).is_file() else None
+    if stored is not None:
+        d = dict(stored.get("hls") or {})
+    if args.config is not None:
+        if not args.config.is_file():
+            raise FileNotFoundError(f"config file {args.config} does not exist")
+        d = yaml.safe_load(args.config.read_text()) or {}
+        if not isinstance(d, dict):
+            raise ValueError(f"{args.config}: expected a mapping of HLSConfig fields")
+    for key in ("backend", "part", "clock_period", "io_type", "strategy", "reuse_factor"):
+        v = getattr(args, key)
+        if v is not None:
+            d[key] = v
+    return HLSConfig.from_dict(d)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the export; returns the exit code."""
+    from connas4ml_torch.export import export_to_hls
+
+    cfg = _config(args)
+    model = load_model(args.model, args.weights)
+    x = load_example(args.example, args.rows)
+    compile_ = not args.no_compile
+    prj = export_to_hls(model, cfg, args.out, x, verify=compile_ and not args.no_verify,
+                        compile=compile_, build=args.build, progress=not args.quiet,
+                        strict=args.strict)
+    print(prj.summary())
+    if prj.verification is not None and not prj.verification.bit_exact:
+        return 1
+    return 0

@@ -1,0 +1,32 @@
+"""Export: Brevitas -> QONNX -> bit-exact hls4ml project, verification, optional vendor synthesis."""
+
+from connas4ml_torch.export.checks import ExportError, check_exportable
+from connas4ml_torch.export.fold import fold_batchnorm
+from connas4ml_torch.export.hls import (
+    BitExactnessError,
+    BitExactnessWarning,
+    Conversion,
+    HLSProject,
+    Verification,
+    conversion,
+    convert,
+    export_to_hls,
+    verify_project,
+)
+from connas4ml_torch.export.specs import layer_specs
+
+__all__ = [
+    "ExportError",
+    "BitExactnessError",
+    "BitExactnessWarning",
+    "Conversion",
+    "HLSProject",
+    "Verification",
+    "check_exportable",
+    "conversion",
+    "convert",
+    "export_to_hls",
+    "fold_batchnorm",
+    "layer_specs",
+    "verify_project",
+]

@@ -1,0 +1,600 @@
+"""Brevitas model -> QONNX -> hls4ml project, bit-exact, verified by C simulation (DESIGN.md §6).
+
+:func:`convert` builds the hls4ml ``ModelGraph`` (nothing written, nothing compiled);
+:func:`export_to_hls` runs the checks, converts, writes, compiles, verifies the C simulation
+against PyTorch on the example inputs, and optionally predicts and synthesizes resources.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib
+import io
+import math
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from connas4ml_torch.export.checks import ExportError, LayerTrace, ModelTrace, check_exportable
+from connas4ml_torch.export.specs import specs_from_trace
+from connas4ml_torch.hardware.config import STRATEGIES, HLSConfig
+from connas4ml_torch.hardware.layerspec import LayerSpec
+
+__all__ = [
+    "BitExactnessWarning",
+    "BitExactnessError",
+    "Verification",
+    "Conversion",
+    "HLSProject",
+    "convert",
+    "conversion",
+    "export_to_hls",
+    "verify_project",
+]
+
+# ONNX ops (after qonnx cleanup, channels-last and GemmToMatMul) whose hls4ml mapping is exact.
+_ALLOWED_OPS = {"Quant", "MatMul", "Add", "Relu", "Conv", "MaxPool", "Flatten", "Reshape",
+                "Transpose", "Identity"}
+_WEIGHT_OPS = {"MatMul", "Conv"}
+
+
+class BitExactnessWarning(UserWarning):
+    """The hls4ml C simulation differs from the PyTorch model on the example inputs."""
+
+
+class BitExactnessError(ExportError):
+    """Raised instead of :class:`BitExactnessWarning` when ``strict=True``."""
+
+
+@dataclass
+class Verification:
+    """C simulation of the hls4ml project against PyTorch on the example inputs.
+
+    ``argmax_agreement`` is ``None`` for single-output models. ``outputs_vary`` is ``False`` when
+    PyTorch gives the same output row for every input: bit-exactness then proves nothing.
+    """
+
+    n_rows: int
+    max_abs_diff: float
+    bit_exact_rows: int
+    bit_exact_fraction: float
+    argmax_agreement: float | None
+    bit_exact: bool
+    outputs_vary: bool = True
+
+    def __str__(self) -> str:
+        am = "n/a" if self.argmax_agreement is None else f"{self.argmax_agreement:.2%}"
+        return (f"{self.bit_exact_rows}/{self.n_rows} rows bit-exact "
+                f"({self.bit_exact_fraction:.2%}), max |diff| {self.max_abs_diff:.3g}, "
+                f"argmax agreement {am}" + ("" if self.outputs_vary else ", OUTPUTS CONSTANT"))
+
+
+@dataclass
+class Conversion:
+    """What :func:`conversion` produced: the hls4ml model plus the bookkeeping around it."""
+
+    hls_model: Any
+    layer_names: dict[str, str]
+    onnx_names: dict[str, str]
+    input_precision: str
+    trace: ModelTrace
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class HLSProject:
+    """An exported hls4ml project and what is known about it.
+
+    ``layer_names`` maps torch module names to hls4ml layer names (``"fc1" -> "Dense_MatMul_0"``);
+    ``layer_specs`` holds the ``LayerSpec`` of each torch weight layer (reuse factor as hls4ml
+    finally used it); ``predicted`` the per-layer predicted resources (when a resource model was
+    given); ``synthesized`` the parsed vendor reports (when ``build=True`` ran); ``timings`` the
+    seconds each stage took.
+    """
+
+    hls_model: Any
+    output_dir: Path
+    verification: Verification | None
+    layer_specs: dict[str, LayerSpec]
+    layer_names: dict[str, str]
+    input_precision: str
+    predicted: Any = None
+    synthesized: Any = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """A few human-readable lines: project, verification, layers, resources."""
+        lines = [f"hls4ml project: {self.output_dir}", f"input precision: {self.input_precision}"]
+        if self.verification is not None:
+            lines.append(f"verification: {self.verification}")
+        else:
+            lines.append("verification: not run")
+        lines.append("layers (torch -> hls4ml: type n_in->n_out, bits w/in, RF, strategy):")
+        for name, spec in self.layer_specs.items():
+            lines.append(
+                f"  {name} -> {self.layer_names.get(name, '?')}: {spec.layer_type} "
+                f"{spec.n_in}->{spec.n_out}{'' if not spec.kernel else f' k={spec.kernel}'}, "
+                f"w{spec.weight_bits}/in{spec.input_bits}, RF {spec.reuse_factor}, {spec.strategy}"
+            )
+        if self.predicted is not None:
+            lines.append("predicted resources:\n" + _indent(str(self.predicted)))
+        if self.synthesized is not None:
+            lines.append("synthesized:\n" + _indent(str(self.synthesized)))
+        if self.timings:
+            lines.append("timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in self.timings.items()))
+        return "\n".join(lines)
+
+
+def _indent(s: str) -> str:
+    return "\n".join("  " + x for x in s.splitlines())
+
+
+@contextlib.contextmanager
+def _quiet(enabled: bool = True) -> Iterator[io.StringIO]:
+    """Silence hls4ml's topology printing and the known-harmless warnings (DESIGN.md §6)."""
+    buf = io.StringIO()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*GemmToMatMul.*")
+        warnings.filterwarnings("ignore", message=".*fast_hadamard_transform.*")
+        if enabled:
+            with contextlib.redirect_stdout(buf):
+                yield buf
+        else:
+            yield buf
+
+
+def _check_strategies(hls_config: HLSConfig) -> None:
+    strategies = [("strategy", hls_config.strategy)] + [
+        (f"layers[{k!r}]['Strategy']", v["Strategy"]) for k, v in hls_config.layers.items()
+        if "Strategy" in v
+    ]
+    for where, s in strategies:
+        if str(s).lower() == "distributed_arithmetic":
+            raise ExportError(
+                f"HLSConfig.{where}='distributed_arithmetic' is not supported: hls4ml's "
+                "distributed arithmetic fails on QONNX models ('Layer Dense_MatMul_0 has input "
+                "Quant_0_out0 which is not in the model'). Fix: use 'Latency' or 'Resource'."
+            )
+        if s not in STRATEGIES:
+            raise ExportError(f"HLSConfig.{where}={s!r} is not one of {STRATEGIES}.")
+
+
+# --------------------------------------------------------------------------------------------
+# QONNX
+# --------------------------------------------------------------------------------------------
+def _export_qonnx(model: nn.Module, example_input: Tensor, tmp: Path) -> tuple[Any, Any]:
+    """Brevitas QONNX export (TorchScript path), cleanup, channels-last, Gemm -> MatMul."""
+    import onnx
+    from brevitas.export import export_qonnx
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
+    from qonnx.transformation.gemm_to_matmul import GemmToMatMul
+    from qonnx.util.cleanup import cleanup_model
+
+    path = tmp / "model_qonnx.onnx"
+    was_training = model.training
+    try:
+        # dynamo=False: the TorchScript exporter is ~20x faster with the same graph (DESIGN.md §6)
+        export_qonnx(model.eval(), input_t=example_input[:1], export_path=str(path), dynamo=False)
+    finally:
+        model.train(was_training)
+    raw = onnx.load(str(path))
+    mw = cleanup_model(ModelWrapper(raw))
+    mw = mw.transform(ConvertToChannelsLastAndClean())
+    mw = cleanup_model(mw.transform(GemmToMatMul()))
+    return mw, raw
+
+
+def _check_ops(mw: Any, raw: Any) -> None:
+    """Refuse ONNX ops outside the verified subset, naming the torch scope they came from."""
+    for node in mw.graph.node:
+        if node.op_type in _ALLOWED_OPS:
+            continue
+        scopes = sorted({n.name for n in raw.graph.node if n.op_type == node.op_type})
+        hint = f" (exported from {', '.join(scopes)})" if scopes else ""
+        raise ExportError(
+            f"the exported graph contains a {node.op_type} node{hint}: an operation in forward() "
+            "that the bit-exact hls4ml export does not support (custom arithmetic such as "
+            "torch.sigmoid, x * c, softmax, concatenation, residual adds). Fix: remove it from "
+            "the exported network or express it with supported layers."
+        )
+    # only Add nodes with one constant input (biases) are verified: they become bias adds
+    for node in mw.graph.node:
+        if node.op_type == "Add":
+            consts = [mw.get_initializer(i) is not None or _const_quant(mw, i) for i in node.input]
+            if not any(consts):
+                raise ExportError(
+                    f"the exported graph adds two computed tensors ({node.name}): residual adds are "
+                    "not verified bit-exact through hls4ml yet. Fix: remove the residual connection "
+                    "from the exported network."
+                )
+
+
+def _const_quant(mw: Any, tensor: str) -> bool:
+    prod = mw.find_producer(tensor)
+    return prod is not None and prod.op_type == "Quant" and mw.get_initializer(prod.input[0]) is not None
+
+
+def _map_onnx_names(mw: Any, trace: ModelTrace) -> dict[str, str]:
+    """torch module name -> ONNX node name, matched by the weight tensor's values.
+
+    The cleaned graph's node names (``MatMul_0``) say nothing about torch modules, so each
+    MatMul/Conv is matched to the torch layer whose float weight holds the same values (layout
+    may differ: Gemm weights are transposed); ties go by call order.
+    """
+    torch_w = [(t, np.sort(t.module.weight.detach().cpu().numpy().ravel())) for t in trace.layers]
+    free = list(range(len(torch_w)))
+    out: dict[str, str] = {}
+    for node in mw.graph.node:
+        if node.op_type not in _WEIGHT_OPS:
+            continue
+        prod = mw.find_producer(node.input[1])
+        w = mw.get_initializer(prod.input[0]) if prod is not None else mw.get_initializer(node.input[1])
+        if w is None:
+            raise ExportError(f"internal: {node.name} has no constant weight in the QONNX graph")
+        key = np.sort(np.asarray(w).ravel())
+        for i in free:
+            if torch_w[i][1].shape == key.shape and np.array_equal(torch_w[i][1], key):
+                out[torch_w[i][0].name] = node.name
+                free.remove(i)
+                break
+        else:
+            raise ExportError(f"internal: ONNX node {node.name} matches no torch weight layer")
+    missing = [torch_w[i][0].name for i in free]
+    if missing:
+        raise ExportError(f"internal: torch layers {missing} were not found in the QONNX graph")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# precision checks
+# --------------------------------------------------------------------------------------------
+def required_result_type(layer: LayerTrace) -> tuple[int, int]:
+    """``(frac_bits, int_bits)`` an exact signed accumulator of ``layer`` needs.
+
+    From the actual integer weights and biases and the input grid:
+    ``max_j sum_i |w_ji| * max|x| + |b_j|`` bounds the output; the fraction bits are those of
+    ``w * x`` and of the bias. ``int_bits`` counts the sign bit, as ``ap_fixed<W,I>``.
+    """
+    from connas4ml_torch.quant import int_range
+
+    m = layer.module
+    with torch.no_grad():
+        w = m.quant_weight().value.detach().double()
+        b = m.quant_bias().value.detach().double() if _bias_internal(m) else None
+    lo, hi = int_range(layer.input.bits, layer.input.signed, narrow=False)
+    x_max = max(abs(lo), abs(hi)) * layer.input.scale
+    per_out = w.abs().reshape(w.shape[0], -1).sum(1) * x_max
+    b_max = b.abs() if b is not None else torch.full_like(per_out, (2 ** (layer.bias.bits - 1)) * layer.bias.scale)
+    bound = float((per_out + b_max).max())
+    frac = max(-(layer.weight.log2_scale + layer.input.log2_scale), -layer.bias.log2_scale, 0)
+    lsb = 2.0**-frac
+    int_bits = max(1, math.ceil(math.log2(bound + lsb)) + 1) if bound > 0 else 1
+    return frac, int_bits
+
+
+def _bias_internal(m: nn.Module) -> bool:
+    try:
+        m.quant_bias()
+        return True
+    except Exception:  # external-scale bias quantizers need the input scale
+        return False
+
+
+def result_type_covers(precision: Any, frac: int, int_bits: int) -> bool:
+    """Whether an hls4ml fixed-point type holds every value with ``frac``/``int_bits`` exactly."""
+    width, integer = int(precision.width), int(precision.integer)
+    signed = bool(getattr(precision, "signed", True))
+    return signed and (width - integer) >= frac and integer >= int_bits
+
+
+# --------------------------------------------------------------------------------------------
+# conversion
+# --------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _pool1d_fix() -> Iterator[None]:
+    """Work around hls4ml 1.3.0's ONNX parser for 1-D pooling (during our conversion only).
+
+    Its ``parse_pool_layer`` reads a channels-last (N, L, C) input as (N, C, L) and never sets
+    ``pad_left``/``pad_right``, so every QONNX model with MaxPool1d fails to convert
+    ('Attribute "pad_left" of layer MaxPool_0 (Pooling1D) not set'). We wrap the handler and fix
+    the 1-D fields; 2-D pooling is untouched. Bit-exactness of the result is checked by the
+    Conv1d + MaxPool1d export test.
+    """
+    # the module, not the function of the same name that hls4ml.converters re-exports
+    onnx_to_hls = importlib.import_module("hls4ml.converters.onnx_to_hls")
+    original = onnx_to_hls.layer_handlers.get("MaxPool")
+    if original is None:
+        yield
+        return
+
+    def handler(node: Any, input_names: Any, input_shapes: Any, graph: Any) -> dict:
+        layer = original(node, input_names, input_shapes, graph)
+        if layer.get("class_name") == "MaxPooling1D" and "pad_left" not in layer:
+            pads = list(layer.get("pads") or [0, 0])
+            n_in, n_filt = int(input_shapes[0][1]), int(input_shapes[0][2])
+            k, stride = int(layer["pool_width"]), int(layer["stride_width"])
+            layer.update(n_in=n_in, n_filt=n_filt, pad_left=int(pads[0]), pad_right=int(pads[-1]),
+                         n_out=(n_in + int(sum(pads)) - k) // stride + 1)
+        return layer
+
+    onnx_to_hls.layer_handlers["MaxPool"] = handler
+    try:
+        yield
+    finally:
+        onnx_to_hls.layer_handlers["MaxPool"] = original
+
+
+def conversion(
+    model: nn.Module,
+    hls_config: HLSConfig,
+    output_dir: str | Path,
+    example_input: Tensor,
+    *,
+    trace: ModelTrace | None = None,
+) -> Conversion:
+    """Checks, QONNX export and hls4ml conversion, returning the model and its name maps.
+
+    Nothing is written to ``output_dir`` (``hls_model.write()`` does that). Raises
+    :class:`ExportError` before anything happens when the model cannot be exported exactly.
+    """
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    _check_strategies(hls_config)
+    if trace is None:
+        trace = check_exportable(model, example_input)
+    timings["check"] = time.perf_counter() - t0
+
+    import hls4ml
+
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="connas4ml_qonnx_") as tmp, _quiet():
+        mw, raw = _export_qonnx(model, example_input, Path(tmp))
+    timings["export"] = time.perf_counter() - t0
+    _check_ops(mw, raw)
+    onnx_names = _map_onnx_names(mw, trace)
+
+    t0 = time.perf_counter()
+    input_precision = trace.input.grid.hls_type("RND_CONV", "SAT")
+    overrides: dict[str, dict[str, str]] = {}
+    for _attempt in range(2):
+        with _quiet():
+            cfg = hls4ml.utils.config_from_onnx_model(
+                mw, granularity="name", backend=hls_config.backend, default_precision="fixed<16,6>"
+            )
+        cfg["Model"]["ReuseFactor"] = hls_config.reuse_factor
+        cfg["Model"]["Strategy"] = hls_config.strategy
+        in_name = mw.graph.input[0].name
+        # the input must be rounded half-even and saturated onto the first quantizer's grid,
+        # else it is truncated and rounded again (~3% of inputs off by one LSB, DESIGN.md §6)
+        cfg["LayerName"].setdefault(in_name, {}).setdefault("Precision", {})["result"] = input_precision
+        for t in trace.layers:
+            lc = cfg["LayerName"].setdefault(onnx_names[t.name], {})
+            lc.update(hls_config.for_layer(t.name))
+            if onnx_names[t.name] in overrides:
+                lc.setdefault("Precision", {}).update(overrides[onnx_names[t.name]])
+        with _quiet(), _pool1d_fix():
+            hm = hls4ml.converters.convert_from_onnx_model(
+                mw, output_dir=str(output_dir), backend=hls_config.backend,
+                io_type=hls_config.io_type, hls_config=cfg, part=hls_config.part,
+                clock_period=hls_config.clock_period,
+            )
+        layer_names = _map_hls_names(hm, onnx_names)
+        narrow = _check_precisions(hm, trace, layer_names)
+        if not narrow:
+            break
+        # hls4ml's inferred accumulator is too narrow for some layer: set it explicitly, once
+        for name, (frac, ib) in narrow.items():
+            t_str = f"fixed<{frac + ib},{ib}>"
+            overrides[onnx_names[name]] = {"result": t_str, "accum": t_str}
+    else:
+        raise ExportError(
+            f"hls4ml kept accumulators too narrow for exact results in layers {sorted(narrow)} even "
+            "with explicit precisions; please report this model."
+        )
+    timings["convert"] = time.perf_counter() - t0
+    return Conversion(hm, layer_names, onnx_names, input_precision, trace, timings)
+
+
+def convert(model: nn.Module, hls_config: HLSConfig, output_dir: str | Path,
+            example_input: Tensor) -> Any:
+    """The hls4ml ``ModelGraph`` of a Brevitas model, configured from ``hls_config``.
+
+    Runs the pre-export checks, the QONNX export (TorchScript path), qonnx cleanup,
+    channels-last, Gemm -> MatMul, and hls4ml's conversion with the input precision equal to the
+    first quantizer's grid (``RND_CONV,SAT``) and reuse factor / strategy per layer from
+    ``hls_config`` (overrides by torch module name). Writes and compiles nothing: call
+    ``.write()`` / ``.compile()`` on the result.
+    """
+    return conversion(model, hls_config, output_dir, example_input).hls_model
+
+
+def _map_hls_names(hm: Any, onnx_names: dict[str, str]) -> dict[str, str]:
+    hls_layers = [layer.name for layer in hm.get_layers()]
+    out: dict[str, str] = {}
+    for torch_name, onnx_name in onnx_names.items():
+        hits = [layer.name for layer in hm.get_layers()
+                if (layer.name == onnx_name or layer.name.endswith("_" + onnx_name))
+                and layer.class_name in ("Dense", "Conv1D", "Conv2D")]
+        if len(hits) != 1:
+            raise ExportError(
+                f"internal: cannot find the hls4ml layer of {torch_name!r} (ONNX {onnx_name}) "
+                f"among {hls_layers}"
+            )
+        out[torch_name] = hits[0]
+    return out
+
+
+def _check_precisions(hm: Any, trace: ModelTrace, layer_names: dict[str, str]) -> dict[str, tuple[int, int]]:
+    """Verify hls4ml's weight/bias types equal the quantizers' grids; return too-narrow results."""
+    narrow: dict[str, tuple[int, int]] = {}
+    for t in trace.layers:
+        layer = hm.graph[layer_names[t.name]]
+        wp = layer.weights["weight"].type.precision
+        if (int(wp.width), int(wp.integer)) != (t.weight.bits, t.weight.grid.int_bits):
+            raise ExportError(
+                f"internal: hls4ml weight type of {t.name!r} is {wp} but the quantizer's grid is "
+                f"{t.weight.grid.hls_type()}; the project would not be exact."
+            )
+        frac, ib = required_result_type(t)
+        res = layer.get_output_variable().type.precision
+        acc = layer.get_attr("accum_t")
+        acc = acc.precision if acc is not None else res
+        if not (result_type_covers(res, frac, ib) and result_type_covers(acc, frac, ib)):
+            narrow[t.name] = (frac, ib)
+    return narrow
+
+
+# --------------------------------------------------------------------------------------------
+# verification
+# --------------------------------------------------------------------------------------------
+def _reference(model: nn.Module, x: Tensor) -> np.ndarray:
+    """PyTorch output in float64 (a float32 sum of >24-bit accumulators would itself round)."""
+    ref = copy.deepcopy(model).eval().double()
+    with torch.no_grad():
+        y = ref(x.double())
+    y = y.value if hasattr(y, "value") else y
+    if y.ndim > 2:  # channels-last, as the hls4ml output
+        y = y.permute(0, *range(2, y.ndim), 1)
+    return y.reshape(y.shape[0], -1).cpu().numpy()
+
+
+def verify_project(hls_model: Any, model: nn.Module, example_input: Tensor) -> Verification:
+    """Compare the compiled hls4ml C simulation with PyTorch on ``example_input`` row by row."""
+    y_ref = _reference(model, example_input)
+    x = np.ascontiguousarray(example_input.detach().cpu().double().numpy())
+    with _quiet():
+        y_hls = np.asarray(hls_model.predict(x), dtype=np.float64)
+    y_hls = y_hls.reshape(y_ref.shape[0], -1)
+    if y_hls.shape != y_ref.shape:
+        raise ExportError(
+            f"hls4ml output shape {y_hls.shape} differs from PyTorch's {y_ref.shape}")
+    diff = np.abs(y_hls - y_ref)
+    exact = np.all(diff == 0, axis=1)
+    n = int(y_ref.shape[0])
+    am = None
+    if y_ref.shape[1] > 1:
+        am = float(np.mean(np.argmax(y_hls, 1) == np.argmax(y_ref, 1)))
+    vary = bool(n > 1 and np.any(y_ref != y_ref[:1]))
+    return Verification(n, float(diff.max()) if diff.size else 0.0, int(exact.sum()),
+                        float(exact.mean()) if n else 0.0, am, bool(exact.all()), vary)
+
+
+# --------------------------------------------------------------------------------------------
+# the whole flow
+# --------------------------------------------------------------------------------------------
+def export_to_hls(
+    model: nn.Module,
+    hls_config: HLSConfig,
+    output_dir: str | Path,
+    example_input: Tensor,
+    *,
+    verify: bool = True,
+    compile: bool = True,
+    build: bool = False,
+    resource_model: Any = None,
+    progress: bool = True,
+    strict: bool = False,
+) -> HLSProject:
+    """Export a derived Brevitas model to a bit-exact hls4ml project and verify it.
+
+    Steps: pre-export checks (:class:`ExportError` before anything is written), QONNX export,
+    hls4ml conversion (:func:`convert`), ``write()``, ``compile()`` (g++, a few seconds), C
+    simulation against PyTorch on every row of ``example_input`` (``verify``; needs ``compile``),
+    predicted resources per layer from ``resource_model.predict(specs)`` when given, and vendor
+    synthesis when ``build=True`` (skipped with a clear message when the tool is not on PATH).
+
+    A project that is not bit-exact raises a :class:`BitExactnessWarning` (or
+    :class:`BitExactnessError` with ``strict=True``); ``verification.bit_exact`` is the flag.
+    The model is used in eval mode and its training mode restored.
+    """
+    output_dir = Path(output_dir)
+    if not isinstance(hls_config, HLSConfig):
+        raise ExportError(f"hls_config must be an HLSConfig, got {type(hls_config).__name__}")
+    if verify and not compile:
+        raise ExportError("verify=True needs compile=True (the C simulation is the compiled project)")
+
+    def say(msg: str) -> None:
+        if progress:
+            print(f"[connas4ml export] {msg}", flush=True)
+
+    conv = conversion(model, hls_config, output_dir, example_input)
+    hm, timings = conv.hls_model, dict(conv.timings)
+    say(f"checked, exported to QONNX and converted ({timings['check'] + timings['export'] + timings['convert']:.2f} s)")
+
+    t0 = time.perf_counter()
+    with _quiet():
+        hm.write()
+    timings["write"] = time.perf_counter() - t0
+    say(f"wrote {output_dir} ({timings['write']:.2f} s)")
+
+    result: Verification | None = None
+    if compile:
+        t0 = time.perf_counter()
+        with _quiet() as log:
+            try:
+                hm.compile()
+            except Exception as exc:
+                raise RuntimeError(
+                    f"g++ compilation of the hls4ml project in {output_dir} failed: {exc}\n"
+                    f"{log.getvalue()[-3000:]}"
+                ) from exc
+        timings["compile"] = time.perf_counter() - t0
+        say(f"compiled the C simulation ({timings['compile']:.2f} s)")
+    if verify:
+        t0 = time.perf_counter()
+        result = verify_project(hm, model, example_input)
+        timings["predict"] = time.perf_counter() - t0
+        say(f"verification: {result}")
+        if not result.outputs_vary:
+            warnings.warn(
+                "the PyTorch model gives the same output for every example input: the bit-exact "
+                "check proves nothing. Check the quantizer thresholds (all activations saturated "
+                "or zero?) and pass varied example inputs.", BitExactnessWarning, stacklevel=2)
+        if not result.bit_exact:
+            msg = (f"the hls4ml project in {output_dir} is NOT bit-exact with the PyTorch model: "
+                   f"{result}. Please report this model; do not deploy the project.")
+            if strict:
+                raise BitExactnessError(msg)
+            warnings.warn(msg, BitExactnessWarning, stacklevel=2)
+
+    specs = specs_from_trace(conv.trace, hls_config)
+    for name, spec in list(specs.items()):  # what hls4ml finally used (it may fix invalid RFs)
+        layer = hm.graph[conv.layer_names[name]]
+        rf = int(layer.get_attr("reuse_factor", spec.reuse_factor))
+        strat = str(layer.get_attr("strategy", spec.strategy))
+        strat = next((s for s in STRATEGIES if s.lower() == strat.lower()), spec.strategy)
+        if rf != spec.reuse_factor:
+            warnings.warn(f"hls4ml changed the reuse factor of {name!r} from {spec.reuse_factor} "
+                          f"to {rf} (not valid for this layer)", stacklevel=2)
+        specs[name] = replace(spec, reuse_factor=rf, strategy=strat)
+
+    predicted = None
+    if resource_model is not None:
+        predicted = resource_model.predict(list(specs.values()))
+        with contextlib.suppress(Exception):  # index by torch name when the frame allows it
+            if len(predicted) == len(specs):
+                predicted.index = list(specs)
+
+    synthesized = None
+    if build:
+        from connas4ml_torch.export.synthesis import compare, synthesize
+
+        t0 = time.perf_counter()
+        synthesized = synthesize(hm, output_dir, hls_config.backend, progress=progress)
+        timings["build"] = time.perf_counter() - t0
+        if synthesized is not None and predicted is not None:
+            say("predicted vs synthesized:\n" + str(compare(predicted, synthesized)))
+
+    return HLSProject(hm, output_dir, result, specs, conv.layer_names, conv.input_precision,
+                      predicted, synthesized, timings)
+
