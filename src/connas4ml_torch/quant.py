@@ -119,6 +119,63 @@ def _ceil_ste(x: Tensor) -> Tensor:
     return x + (torch.ceil(x) - x).detach()
 
 
+class _MixedFakeQuant(torch.autograd.Function):
+    """``sum_b p_b Q_b(x)`` in one autograd node, saving only ``x`` for the backward pass.
+
+    The composed version (one ``fake_quant`` per bit width, then a weighted sum) records ~10
+    autograd nodes and keeps several full-size intermediates per choice; on the supernet's hot
+    path that costs more than the convolution. The gradients below are the composed version's,
+    written out: straight-through round, clamp that stops the gradient outside the range, and
+    ``d/dt`` through ``scale = 2**ceil_ste(t) / 2**(b - signed)``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, t, p, bits, signed, narrow):
+        thr = torch.exp2(torch.ceil(t))
+        out = None
+        for k, b in enumerate(bits):
+            if not p.requires_grad and float(p[k]) == 0.0:
+                continue  # a one-hot choice: only one term contributes
+            lo, hi = int_range(b, signed, narrow)
+            s = thr / float(2 ** (b - 1 if signed else b))
+            y = torch.clamp(torch.round(x / s), lo, hi).mul_(s * p[k])
+            out = y if out is None else out.add_(y)
+        ctx.save_for_backward(x, t, p)
+        ctx.bits, ctx.signed, ctx.narrow = bits, signed, narrow
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, t, p = ctx.saved_tensors
+        thr = torch.exp2(torch.ceil(t))
+        need_x, need_t, need_p = ctx.needs_input_grad[:3]
+        gx = torch.zeros_like(x) if need_x else None
+        gt = torch.zeros_like(t) if need_t else None
+        gp = torch.zeros_like(p) if need_p else None
+        for k, b in enumerate(ctx.bits):
+            if not need_p and float(p[k]) == 0.0:
+                continue
+            lo, hi = int_range(b, ctx.signed, ctx.narrow)
+            s = thr / float(2 ** (b - 1 if ctx.signed else b))
+            y = x / s
+            c = torch.round(y)
+            inside = (c >= lo) & (c <= hi)
+            c.clamp_(lo, hi)
+            if need_x:
+                gx.add_(g * inside, alpha=float(p[k]))
+            if need_p:
+                gp[k] = (g * c).sum() * s
+            if need_t:
+                gt += p[k] * math.log(2.0) * s * (g * (c - y * inside)).sum()
+        return gx, gt, gp, None, None, None
+
+
+def mixed_fake_quant(x: Tensor, log2_threshold: Tensor, bits: tuple[int, ...], probs: Tensor,
+                     signed: bool, narrow: bool = False) -> Tensor:
+    """``sum_b probs[b] * fake_quant(x, t, bits[b])`` as one fused autograd node (same values)."""
+    return _MixedFakeQuant.apply(x, log2_threshold, probs, tuple(bits), signed, narrow)
+
+
 def fake_quant(
     x: Tensor, log2_threshold: Tensor, bits: int, signed: bool, narrow: bool = False
 ) -> Tensor:

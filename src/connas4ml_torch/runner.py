@@ -369,9 +369,9 @@ def run(cfg: dict[str, Any], splits: Splits | None = None, cost_model=None) -> R
     progress = cfg["progress"]
     seed = cfg["seed"]
     t_all = time.perf_counter()
+    factory = entry_point(cfg["model"], "model", cfg["config_dir"])  # fail before loading data
     _seed_all(seed)
     splits = splits or load_data(cfg)
-    factory = entry_point(cfg["model"], "model", cfg["config_dir"])
     hls = cn.HLSConfig.from_dict(cfg["hls"])
     cost = cost_model or cn.ResourceModel.default()
     lf = loss_fn(splits.task)

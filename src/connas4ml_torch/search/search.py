@@ -317,7 +317,10 @@ class Search:
         """Per-layer predicted resources of the network returned by the last ``derive()``."""
         choice = {v: var.values.index(self.chosen[var.owners[0][0]][var.owners[0][1]])
                   for v, var in enumerate(self.tables.variables)}
-        return self.tables.layer_breakdown(choice)
+        out = self.tables.layer_breakdown(choice)
+        if float(self.tables.overhead.abs().sum()) > 0:
+            out["model-level"] = dict(zip(self.resources, self.tables.overhead.tolist()))
+        return out
 
     # ---- reporting ---------------------------------------------------------------------------
     def summary(self) -> str:

@@ -71,7 +71,8 @@ def _weight_layer(mod: _SearchableWeight, ch: dict[str, int], in_width: int | No
     if in_width is not None:
         w = w.index_select(1, _in_index(block, in_width))
     b = mod.bias.detach()[:w_out]
-    common = dict(bias=mod.has_bias, weight_quant=FixedPointWeight, weight_bit_width=bits,
+    # always a quantized bias (zeros when the original had none): the exact export requires it
+    common = dict(bias=True, weight_quant=FixedPointWeight, weight_bit_width=bits,
                   weight_scaling_init=1.0, bias_quant=FixedPointBias,
                   bias_bit_width=mod.bias_bits, bias_scaling_init=1.0)
     if isinstance(mod, SearchableConv):
@@ -89,11 +90,9 @@ def _weight_layer(mod: _SearchableWeight, ch: dict[str, int], in_width: int | No
         new = QuantLinear(w.shape[1], w.shape[0], **common)
     with torch.no_grad():
         new.weight.copy_(w)
-        if mod.has_bias:
-            new.bias.copy_(b)
+        new.bias.copy_(b if mod.has_bias else torch.zeros_like(b))
     _set_threshold(new.weight_quant, mod.weight_log2_threshold)
-    if mod.has_bias:
-        _set_threshold(new.bias_quant, mod.bias_log2_threshold)
+    _set_threshold(new.bias_quant, mod.bias_log2_threshold)
     return new
 
 

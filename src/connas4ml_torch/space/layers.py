@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from connas4ml_torch.quant import fake_quant, log2_threshold_for
+from connas4ml_torch.quant import fake_quant, log2_threshold_for, mixed_fake_quant
 
 __all__ = ["ArchControl", "SearchableAct", "SearchableLinear", "SearchableConv", "ARCH_PREFIX"]
 
@@ -54,18 +54,12 @@ def _arch_param(n: int) -> nn.Parameter | None:
     return nn.Parameter(torch.zeros(n)) if n > 1 else None
 
 
-def _mix(alpha: nn.Parameter | None, ctl: ArchControl, layer: str, kind: str, fns):
-    """``sum_k p_k fns[k]()``; one term only when the probabilities are one-hot by construction."""
+def _quant_mix(x: Tensor, t: Tensor, alpha: nn.Parameter | None, ctl: ArchControl, layer: str,
+               kind: str, bits: tuple[int, ...], signed: bool, narrow: bool = False) -> Tensor:
+    """``sum_b p_b Q_b(x)`` (fused); a single choice is a plain quantizer."""
     if alpha is None:
-        return fns[0]()
-    p = ctl.probs(alpha, layer, kind)
-    if (layer, kind) in ctl.fixed or ctl.mode == "argmax":
-        k = int(p.argmax())
-        return p[k] * fns[k]()  # exact: p[k] == 1
-    out = p[0] * fns[0]()
-    for k in range(1, len(fns)):
-        out = out + p[k] * fns[k]()
-    return out
+        return fake_quant(x, t, bits[0], signed, narrow)
+    return mixed_fake_quant(x, t, bits, ctl.probs(alpha, layer, kind), signed, narrow)
 
 
 class _Searchable(nn.Module):
@@ -121,10 +115,8 @@ class SearchableAct(_Searchable):
             x = torch.relu(x)
         if not bool(self.initialized):
             self.init_threshold(x)
-        signed = not self.relu
-        t = self.log2_threshold
-        return _mix(self.alpha_bits, self.ctl, self.name, "bits",
-                    [lambda b=b: fake_quant(x, t, b, signed) for b in self.bits])
+        return _quant_mix(x, self.log2_threshold, self.alpha_bits, self.ctl, self.name, "bits",
+                          self.bits, signed=not self.relu)
 
 
 class _SearchableWeight(_Searchable):
@@ -168,9 +160,8 @@ class _SearchableWeight(_Searchable):
         return out
 
     def quant_weight(self) -> Tensor:
-        w, t = self.weight, self.weight_log2_threshold
-        wq = _mix(self.alpha_weight_bits, self.ctl, self.name, "weight_bits",
-                  [lambda b=b: fake_quant(w, t, b, True, narrow=True) for b in self.weight_bits])
+        wq = _quant_mix(self.weight, self.weight_log2_threshold, self.alpha_weight_bits, self.ctl,
+                        self.name, "weight_bits", self.weight_bits, signed=True, narrow=True)
         if self.alpha_kernel is not None:
             p = self.ctl.probs(self.alpha_kernel, self.name, "kernel")
             wq = wq * torch.tensordot(p, self.kernel_masks, dims=1)

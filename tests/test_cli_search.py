@@ -1,0 +1,109 @@
+"""`connas4ml search` on every example config, the demo path, and the documented config errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from connas4ml_torch.cli import main as cli_main
+from connas4ml_torch.runner import ConfigError, load_config, validate_config
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+SEARCH_CONFIGS = sorted(p for p in EXAMPLES.glob("*.yaml") if not p.name.startswith("sweep"))
+
+
+def test_every_subcommand_has_consistent_help():
+    out = subprocess.run([sys.executable, "-m", "connas4ml_torch.cli", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    for cmd in ("search", "export", "reports", "surrogate", "sweep"):
+        assert cmd in out
+        sub = subprocess.run([sys.executable, "-m", "connas4ml_torch.cli", cmd, "--help"],
+                             capture_output=True, text=True)
+        assert sub.returncode == 0 and sub.stdout.startswith(f"usage: connas4ml {cmd}"), cmd
+
+
+@pytest.mark.parametrize("config", SEARCH_CONFIGS, ids=[p.stem for p in SEARCH_CONFIGS])
+def test_example_configs_validate(config):
+    cfg = load_config(config)
+    assert cfg["model"] and cfg["output"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", SEARCH_CONFIGS, ids=[p.stem for p in SEARCH_CONFIGS])
+def test_search_runs_each_example_config(config, tmp_path, capsys):
+    rc = cli_main(["search", str(config), "--output", str(tmp_path), "--epochs", "2",
+                   "--max-steps", "6", "--quiet"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "predicted LUT" in printed and "chosen:" in printed
+    res = json.loads((tmp_path / "results.json").read_text())
+    budgets = res["budgets"]
+    for r, b in budgets.items():
+        assert res["rows"]["searched"][r] <= b
+    if load_config(config)["export"]["enabled"]:
+        assert res["bit_exact"] is True
+        assert (tmp_path / "hls4ml_prj").is_dir()
+
+
+def _bad(**changes):
+    cfg = {"model": "connas4ml_torch.models:jet_mlp", "data": {"dataset": "jets"}}
+    for key, value in changes.items():
+        section, _, sub = key.partition("__")
+        if sub:
+            cfg.setdefault(section, {})[sub] = value
+        else:
+            cfg[section] = value
+    return cfg
+
+
+@pytest.mark.parametrize("cfg,message", [
+    (_bad(schedule__epochs="ten"), r"schedule\.epochs: expected int, got str 'ten'"),
+    (_bad(schedule__lr=True), r"schedule\.lr: expected float, got bool"),
+    (_bad(schedul={"epochs": 1}), r"unknown key\(s\) schedul"),
+    (_bad(space__widths={"fc1": [8]}), r"unknown key\(s\) space\.widths"),
+    (_bad(model="connas4ml_torch.models.jet_mlp"), r"model: expected 'package\.module:factory'"),
+    (_bad(data={"dataset": "mnist"}), r"data\.dataset: expected 'jets' or 'calo'"),
+    (_bad(data={"dataset": "jets", "loader": "x:y"}), r"exactly one of data\.dataset"),
+    (_bad(hls={"io_type": "io_serial"}), r"hls: HLSConfig: io_type='io_serial'"),
+    (_bad(budgets={"LUTS": 10}), r"budgets\.LUTS: unknown resource"),
+    (_bad(space__weight_bits=[1, 4]), r"space: .*bit width 1 outside"),
+    (_bad(schedule__temperature=[1.0]), r"schedule\.temperature: expected \[start, end\]"),
+])
+def test_invalid_configs_give_documented_errors(cfg, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_config(cfg)
+
+
+def test_bad_entry_point_and_cli_exit_code(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"model": "no_such_module:factory", "data": {"dataset": "jets"},
+                                    "output": str(tmp_path / "out")}))
+    rc = cli_main(["search", str(path), "--quiet", "--no-export"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "config key model: cannot import 'no_such_module:factory'" in err
+    path.write_text("model: [unclosed")
+    assert cli_main(["search", str(path)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_path_with_reduced_steps(tmp_path):
+    from connas4ml_torch.demo import main
+
+    result = main(["--quick", "--output", str(tmp_path / "demo")])
+    table = result.table()
+    for needle in ("predicted LUT", "predicted DSP", "accuracy (no fine-tune)", "accuracy (fine-tuned)",
+                   "parameters", "wall time", "hls4ml bit-exact", "hls4ml project"):
+        assert needle in table, needle
+    assert result.bit_exact is True
+    for r, b in result.budgets.items():
+        assert result.rows["searched"][r] <= b, r
+    for name in ("results.json", "model.pt", "resources_per_layer.png", "choice_probabilities.png"):
+        assert (tmp_path / "demo" / name).is_file(), name
+    assert (tmp_path / "demo" / "hls4ml_prj" / "firmware").is_dir()
