@@ -4,5 +4,33 @@ Knows layers and HLS configurations, never torch modules (DESIGN.md §1).
 """
 
 from connas4ml_torch.hardware.config import HLSConfig
+from connas4ml_torch.hardware.layerspec import LayerSpec
+from connas4ml_torch.hardware.model import TARGETS, OutOfDomainWarning, ResourceModel
+from connas4ml_torch.hardware.parts import part_dsp, part_family, part_resources
+from connas4ml_torch.hardware.reports import (
+    ReportError,
+    ReportWarning,
+    parse_csynth_rpt,
+    parse_csynth_xml,
+    parse_vivado_synth_rpt,
+    read_project,
+    read_reports,
+)
 
-__all__ = ["HLSConfig"]
+__all__ = [
+    "HLSConfig",
+    "LayerSpec",
+    "ResourceModel",
+    "TARGETS",
+    "OutOfDomainWarning",
+    "ReportError",
+    "ReportWarning",
+    "read_reports",
+    "read_project",
+    "parse_csynth_xml",
+    "parse_csynth_rpt",
+    "parse_vivado_synth_rpt",
+    "part_resources",
+    "part_family",
+    "part_dsp",
+]
