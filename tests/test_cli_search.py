@@ -107,3 +107,21 @@ def test_demo_path_with_reduced_steps(tmp_path):
     for name in ("results.json", "model.pt", "resources_per_layer.png", "choice_probabilities.png"):
         assert (tmp_path / "demo" / name).is_file(), name
     assert (tmp_path / "demo" / "hls4ml_prj" / "firmware").is_dir()
+
+
+@pytest.mark.slow
+def test_pareto_sweep_of_budgets_on_a_dask_cluster(tmp_path, capsys):
+    rc = cli_main(["search", str(EXAMPLES / "custom_task.yaml"), "--output", str(tmp_path),
+                   "--epochs", "2", "--max-steps", "8", "--no-export", "--quiet",
+                   "--sweep", "LUT=40000,80000,1000", "--executor", "dask", "--workers", "2"])
+    out = capsys.readouterr().out
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "pareto.csv")
+    assert len(df) == 3
+    ok = df[df["error"].isna()]
+    assert len(ok) == 2 and (ok["LUT"] <= ok["sweep_value"]).all()
+    failed = df[df["error"].notna()]
+    assert "InfeasibleBudgetError" in failed["error"].iloc[0]  # the 1000-LUT budget cannot be met
+    assert rc == 1 and (tmp_path / "pareto_front.png").is_file() and "front:" in out
+    assert ok["pareto"].any()

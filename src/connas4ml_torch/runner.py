@@ -76,6 +76,7 @@ SCHEMA: dict[str, Any] = {
     "output": (str, "runs/search"),
     "progress": (bool, True),
     "config_dir": (str, None),            # set by load_config: entry points may live beside it
+    "sweep_value": ((int, float, str), None),  # set by sweep_configs: the swept budget/weight
 }
 DEFAULTS = SCHEMA
 
@@ -514,3 +515,39 @@ def _json_default(o):
     if hasattr(o, "item"):
         return o.item()
     return str(o)
+
+
+# ---- Pareto sweeps over budgets / trade-off weights ----------------------------------------------
+def sweep_job(cfg: dict[str, Any]) -> dict[str, Any]:
+    """One search of a sweep (runs in a worker): the flat figures of the searched network."""
+    cfg = validate_config(cfg)
+    torch.set_num_threads(1)  # one search per worker; the workers share the cores
+    result = run(cfg)
+    ours = result.rows["searched"]
+    quality = "accuracy" if "accuracy" in ours else "rel_mae"
+    out = {k: ours[k] for k in ("LUT", "FF", "BRAM_18K", "DSP", "latency", "parameters") if k in ours}
+    out[quality] = ours.get(quality + "_finetuned", ours[quality])
+    out["search_s"] = result.wall_s["search_s"]
+    out["sweep_value"] = cfg["sweep_value"]
+    out["output"] = cfg["output"]
+    return out
+
+
+def sweep_configs(cfg: dict[str, Any], budgets: dict[str, list[Any]] | None = None,
+                  tradeoff: dict[str, list[float]] | None = None) -> list[dict[str, Any]]:
+    """One config per budget (or trade-off weight) value, each with its own output folder."""
+    if bool(budgets) == bool(tradeoff):
+        raise ValueError("a sweep varies either budgets or trade-off weights (give one of them)")
+    axis, values = ("budgets", budgets) if budgets else ("tradeoff", tradeoff)
+    if len(values) != 1:
+        raise ValueError(f"a sweep varies one resource at a time, got {sorted(values)}")
+    ((resource, choices),) = values.items()
+    out = []
+    for v in choices:
+        c = json.loads(json.dumps(cfg))  # deep copy of plain data
+        c[axis] = {**c.get(axis, {}), resource: v}
+        c["output"] = str(Path(cfg["output"]) / f"{axis}_{resource}_{v}".replace("%", "pct"))
+        c["progress"] = False
+        c["sweep_value"] = v
+        out.append(c)
+    return out

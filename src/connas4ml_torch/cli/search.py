@@ -16,6 +16,14 @@ def register(sub: argparse._SubParsersAction, name: str, help_text: str) -> None
     p.add_argument("--no-export", action="store_true", help="skip the hls4ml export")
     p.add_argument("--check", action="store_true", help="validate the config and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--sweep", metavar="RES=V1,V2,...",
+                   help="Pareto sweep: one search per budget value, e.g. LUT=10000,20000,40000")
+    p.add_argument("--sweep-weights", metavar="RES=W1,W2,...",
+                   help="Pareto sweep over trade-off weights, e.g. LUT=0,0.5,2")
+    p.add_argument("--executor", choices=["local", "dask"], default="local",
+                   help="where sweep searches run (a process pool, or a Dask LocalCluster)")
+    p.add_argument("--workers", type=int, default=2, help="parallel searches of a sweep")
+    p.add_argument("--address", help="an existing Dask scheduler address (implies --executor dask)")
     p.set_defaults(func=_main)
 
 
@@ -39,6 +47,50 @@ def _main(args: argparse.Namespace) -> int:
     if args.check:
         print(f"{args.config}: valid")
         return 0
+    if args.sweep or args.sweep_weights:
+        return _sweep(cfg, args)
     result = run(cfg)
     print(result.table())
     return 0
+
+
+def _parse_axis(text: str, numbers_only: bool) -> dict[str, list]:
+    name, sep, values = text.partition("=")
+    if not sep or not values:
+        raise ValueError(f"--sweep {text!r}: expected RES=V1,V2,...")
+    out = []
+    for v in values.split(","):
+        v = v.strip()
+        try:
+            out.append(float(v) if "." in v or numbers_only else int(v))
+        except ValueError:
+            if numbers_only or not v.endswith("%"):
+                raise ValueError(f"--sweep {text!r}: {v!r} is not a number") from None
+            out.append(v)
+    return {name: out}
+
+
+def _sweep(cfg: dict, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from connas4ml_torch.runner import sweep_configs, sweep_job
+    from connas4ml_torch.search.sweep import pareto_sweep
+
+    budgets = _parse_axis(args.sweep, False) if args.sweep else None
+    weights = _parse_axis(args.sweep_weights, True) if args.sweep_weights else None
+    configs = sweep_configs(cfg, budgets=budgets, tradeoff=weights)
+    resource = next(iter(budgets or weights))
+    kind = "dask" if (args.executor == "dask" or args.address) else "local"
+    executor = {"kind": kind, "workers": args.workers}
+    if args.address:
+        executor["address"] = args.address
+    quality = "accuracy" if cfg["data"]["dataset"] != "calo" else "rel_mae"
+    front = Path(cfg["output"]) / "pareto_front.png"
+    Path(cfg["output"]).mkdir(parents=True, exist_ok=True)
+    df = pareto_sweep(sweep_job, configs, executor, cost=resource, quality=quality,
+                      higher_is_better=quality == "accuracy", plot=front,
+                      progress=not args.quiet)
+    df.to_csv(Path(cfg["output"]) / "pareto.csv", index=False)
+    print(df.drop(columns=["output"], errors="ignore").to_string(index=False))
+    print(f"front: {front}")
+    return 0 if df["error"].isna().all() else 1

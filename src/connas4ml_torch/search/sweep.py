@@ -47,6 +47,8 @@ def pareto_sweep(job: Callable[[dict[str, Any]], Mapping[str, Any]],
     ex = executor if isinstance(executor, Executor) else make_executor(executor or {"kind": "local", "workers": 2})
     owned = not isinstance(executor, Executor)
     rows: list[dict[str, Any]] = [dict() for _ in configs]
+    flat = [{k: v for k, v in c.items() if v is None or isinstance(v, (int, float, str, bool))}
+            for c in configs]  # nested settings stay in the configs, not in the table
     try:
         pending = {ex.submit(job, dict(cfg)): i for i, cfg in enumerate(configs)}
         bar = tqdm(total=len(configs), desc="pareto sweep", disable=not progress)
@@ -54,9 +56,9 @@ def pareto_sweep(job: Callable[[dict[str, Any]], Mapping[str, Any]],
             for fut in ex.wait_first(list(pending)):
                 i = pending.pop(fut)
                 try:
-                    rows[i] = {**configs[i], **dict(fut.result()), "error": None}
+                    rows[i] = {**flat[i], **dict(fut.result()), "error": None}
                 except Exception as exc:  # one failed search must not lose the others
-                    rows[i] = {**configs[i], "error": f"{type(exc).__name__}: {exc}"}
+                    rows[i] = {**flat[i], "error": f"{type(exc).__name__}: {exc}"}
                 bar.update(1)
         bar.close()
     finally:
