@@ -212,3 +212,54 @@ def test_training_rows_need_configuration(corpus_rows) -> None:
     assert set(rows["layer_type"]) <= {"Dense", "Conv1D", "Conv2D"}
     with pytest.raises(ValueError, match="no layer rows"):
         ResourceModel().fit(corpus_rows[corpus_rows["level"] == "model"])
+
+
+# ---- physics prior: extrapolation to the search's low-bit regime --------------------------------
+def _jet(widths, bits):
+    return [dense(i, o, bits, bits) for i, o in zip(widths[:-1], widths[1:])]
+
+
+def test_default_model_prior_scaling_at_low_bits(default_model) -> None:
+    """Jet MLP, Vitis, xcvu13p, Latency, io_parallel, RF 1: LUT follows the bit product."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OutOfDomainWarning)
+        net = {b: default_model.predict_network(_jet((16, 64, 32, 32, 5), b)) for b in (2, 6, 8, 16)}
+        small = default_model.predict_network(_jet((16, 16, 8, 8, 5), 2))
+    assert net[8]["LUT"] > 6 * net[2]["LUT"]
+    assert small["LUT"] < 3000
+    assert 1e4 < net[6]["LUT"] < 8e4
+    assert max(net[b]["DSP"] for b in (2, 6, 8)) < 10  # LUT-mapped products
+    assert net[16]["DSP"] > 1000  # 4768 16x16 products map to DSPs
+    terms = default_model.prior_terms()
+    assert set(terms) == set(TARGETS) and all(v >= 0 for t in terms.values() for v in t.values())
+    for t in TARGETS:  # no intercept: the model-level term is a factor, not a floor
+        if t not in ("latency_cycles", "II"):
+            assert default_model.calibration_[t][1] == 0.0
+
+
+@pytest.mark.parametrize("model_name", ["small_model", "default_model"])
+def test_monotone_grid(request, model_name) -> None:
+    """Full grid over sizes x bits x RF: each axis step never lowers a prediction (resources
+    never rise with RF), including below the corpus' bit range where only the prior speaks."""
+    m = request.getfixturevalue(model_name)
+    axes = {"n_in": (4, 16, 64), "n_out": (5, 16, 64), "w": (2, 4, 8, 12, 16),
+            "a": (2, 4, 8, 12, 16), "rf": (1, 2, 8, 32)}
+    shape = tuple(len(v) for v in axes.values())
+    specs = [dense(i, o, w, a, rf) for i in axes["n_in"] for o in axes["n_out"] for w in axes["w"]
+             for a in axes["a"] for rf in axes["rf"]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OutOfDomainWarning)
+        p = m.predict(specs)
+    for t in TARGETS:
+        v = p[t].to_numpy().reshape(shape)
+        for ax, name in enumerate(axes):
+            d = np.diff(v, axis=ax)
+            if name == "rf" and t not in ("latency_cycles", "II"):
+                assert (d <= 1e-6 * (1 + np.abs(v).max())).all(), (t, name)
+            else:
+                assert (d >= -1e-6 * (1 + np.abs(v).max())).all(), (t, name)
+    ks = [LayerSpec("Conv1D", 8, 8, (k,), (32,), w, w, part=PART) for w in (2, 8) for k in (1, 3, 5)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OutOfDomainWarning)
+        pk = m.predict(ks).to_numpy().reshape(2, 3, -1)
+    assert (np.diff(pk, axis=1) >= -1e-9).all() and (np.diff(pk, axis=0) >= -1e-9).all()

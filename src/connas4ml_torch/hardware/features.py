@@ -6,6 +6,12 @@ multiplications per initiation ``n_in*n_out*k/RF``, the multiplier bit product `
 their product, whether products map to DSPs for the part (Xilinx implements a product in LUTs
 below roughly 9-10 bits per operand; hls4ml's docs: "Vivado doesn't use DSP when precision < 9"),
 all on log2 scales. Categorical features (strategy, io type, tool, family) carry no constraint.
+
+:func:`prior_basis` gives, per target, the non-negative basis terms of the physics prior (hls4ml
+counting: LUT multipliers ~ ``b_w*b_in`` per multiplication, adder tree ~ accumulator bits per
+multiplication, DSPs = DSP-mapped multiplications, BRAM = weight words for the Resource strategy,
+latency ~ adder-tree depth + reuse factor). Every term is monotone in the same directions as
+``FEATURE_DIRECTIONS``, so any non-negative combination of them is too.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from connas4ml_torch.hardware.parts import part_dsp, part_family
 
 __all__ = [
     "SPEC_COLUMNS", "FEATURES", "FEATURE_DIRECTIONS", "FAMILIES", "specs_to_frame", "build_features",
-    "dsp_mapped", "rows_to_specs_frame",
+    "dsp_mapped", "rows_to_specs_frame", "PRIOR_TERMS", "prior_basis", "lut_product_bits",
 ]
 
 SPEC_COLUMNS = [f.name for f in fields(LayerSpec)]
@@ -69,6 +75,54 @@ def dsp_mapped(weight_bits: np.ndarray, input_bits: np.ndarray, dsp48e2: np.ndar
     wide = np.maximum(weight_bits, input_bits)
     narrow = np.minimum(weight_bits, input_bits)
     return ((wide >= 10) & (narrow >= 5)).astype(float)
+
+
+def lut_product_bits(weight_bits: np.ndarray, input_bits: np.ndarray) -> np.ndarray:
+    """Bits of a product as LUT logic: ``b_w*b_in`` where the product stays in LUTs, and above the
+    DSP threshold the largest LUT-mapped product it dominates (``max(min(b_w,9)*min(b_in,9),
+    4*max(b_w,b_in))``: the DSP's LUT glue), so the term never drops when bits grow."""
+    wb, ib = np.asarray(weight_bits, float), np.asarray(input_bits, float)
+    env = np.maximum(np.minimum(wb, 9) * np.minimum(ib, 9), 4 * np.maximum(wb, ib))
+    return np.where(dsp_mapped(wb, ib, np.ones_like(wb)) > 0, env, wb * ib)
+
+
+# target -> names of the prior's basis terms (all >= 0 and monotone; see prior_basis)
+PRIOR_TERMS: dict[str, tuple[str, ...]] = {
+    "LUT": ("mults*lut_bits", "mults*acc_bits", "n_out*acc_bits"),
+    "FF": ("n_out*acc_bits", "mults*acc_bits", "mults*lut_bits"),
+    "BRAM_18K": ("resource*mults*b_w/36", "resource*weights*b_w/18432"),
+    "DSP": ("mults*dsp_mapped", "dsp_mapped"),
+    "latency_cycles": ("1", "log2(n_in*k)", "reuse", "conv*pixels*reuse", "dsp_mapped"),
+    "II": ("1", "reuse", "conv*pixels*reuse"),
+}
+
+
+def prior_basis(F: pd.DataFrame, target: str) -> np.ndarray:
+    """Basis of the physics prior of ``target`` from a :func:`build_features` frame: (rows, terms).
+
+    ``mults`` = multiplications per initiation ``n_in*n_out*k/RF``; ``lut_bits`` =
+    :func:`lut_product_bits`; ``acc_bits`` = ``b_w + b_in + log2(n_in*k)`` (accumulator width).
+    """
+    n_out = 2.0 ** F["log2_n_out"].to_numpy(float)
+    fan_in = F["log2_n_in"].to_numpy(float) + F["log2_kernel"].to_numpy(float)
+    mults = 2.0 ** F["log2_mults"].to_numpy(float)
+    weights = 2.0 ** F["log2_weights"].to_numpy(float)
+    rf = 2.0 ** F["log2_reuse"].to_numpy(float)
+    pix = 2.0 ** F["log2_pixels"].to_numpy(float)
+    wb, ib = F["weight_bits"].to_numpy(float), F["input_bits"].to_numpy(float)
+    dsp = F["dsp_mapped"].to_numpy(float)
+    res, conv = F["strategy_resource"].to_numpy(float), F["conv"].to_numpy(float)
+    acc = wb + ib + fan_in
+    one = np.ones(len(F))
+    cols = {
+        "LUT": (mults * lut_product_bits(wb, ib), mults * acc, n_out * acc),
+        "FF": (n_out * acc, mults * acc, mults * lut_product_bits(wb, ib)),
+        "BRAM_18K": (res * mults * wb / 36.0, res * weights * wb / 18432.0),
+        "DSP": (mults * dsp, dsp),
+        "latency_cycles": (one, fan_in, rf, conv * pix * rf, dsp),
+        "II": (one, rf, conv * pix * rf),
+    }[target]
+    return np.nan_to_num(np.column_stack(cols))
 
 
 @lru_cache(maxsize=256)

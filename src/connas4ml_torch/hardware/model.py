@@ -1,12 +1,21 @@
 """``ResourceModel``: a scikit-learn surrogate of hls4ml layer resources, fitted on real reports.
 
-Per target (``TARGETS``) and in ``log1p`` space: a non-negative linear model on the monotone
-physics features (it extrapolates as a power law in multiplications and bits, where trees would
-stay flat), plus ``HistGradientBoostingRegressor`` on its residual with ``monotonic_cst`` (and
-``loss="quantile"`` for prediction bounds). Both stages are monotone in every constrained
-feature, so predictions never shrink when a layer or its bits grow, and resources never grow
-with the reuse factor (latency and II do). Layer predictions sum to a network prediction plus a
-model-level term (interfaces, activations, glue) calibrated on top-level reports.
+Physics first, trees for the rest. Per target (``TARGETS``) and in ``log1p`` space:
+
+1. a physics prior ``p = coef . prior_basis(target)`` (features.PRIOR_TERMS: LUT multipliers
+   ~ ``mults*b_w*b_in``, adder tree ~ ``mults*acc_bits``, DSP = DSP-mapped multiplications, BRAM =
+   Resource-strategy weight words, latency ~ adder-tree depth + RF), whose few non-negative global
+   coefficients are fitted by bounded least squares on ``log1p(p) - log1p(y)``;
+2. per-category offsets (strategy, io type, layer kind, tool, DSP generation, part family) on the
+   residual ``log1p(y) - log1p(p)``, by a non-negative ridge on (c, 1-c) pairs;
+3. ``HistGradientBoostingRegressor`` with ``monotonic_cst`` on what is left (and
+   ``loss="quantile"`` for prediction bounds).
+
+Every prior term and every stage is monotone in the same directions, so predictions never shrink
+when a layer or its bits grow, and resources never grow with the reuse factor (latency and II may).
+Where the corpus is silent the trees are constant, so predictions scale as the prior does. Layer
+predictions sum to a network prediction times a model-level factor (``total = a * sum``; latency
+and II add a small non-negative glue term) calibrated on top-level reports.
 """
 
 from __future__ import annotations
@@ -20,9 +29,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import least_squares, nnls
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.ensemble import HistGradientBoostingRegressor
-from sklearn.linear_model import LinearRegression, Ridge
+from sklearn.linear_model import Ridge
 from sklearn.metrics import r2_score
 from threadpoolctl import threadpool_limits
 
@@ -31,8 +41,10 @@ from connas4ml_torch.hardware.features import (
     FEATURE_DIRECTIONS,
     FEATURES,
     LATENCY_DROP,
+    PRIOR_TERMS,
     _family,
     build_features,
+    prior_basis,
     rows_to_specs_frame,
     specs_to_frame,
 )
@@ -72,13 +84,15 @@ def training_rows(df: pd.DataFrame) -> pd.DataFrame:
     return lay[ok & np.array(conv_ok, bool)]
 
 
+_CAL_RANGE = (0.5, 2.0)  # model-level factor on the layer sum of a resource
 _LINEAR_CATS = ("strategy_resource", "io_stream", "conv", "vitis", "dsp48e2")
 
 
-def _linear_design(F: pd.DataFrame, feats: list[str], cst: list[int]) -> np.ndarray:
-    """Design of the linear stage: monotone features times their direction, plus each binary
-    category as the pair (c, 1-c) so that non-negative coefficients still give free offsets."""
-    cols = [np.nan_to_num(F[f].to_numpy(float)) * c for f, c in zip(feats, cst) if c != 0]
+def _linear_design(F: pd.DataFrame) -> np.ndarray:
+    """Design of the offset stage: each binary category as the pair (c, 1-c) and each part family
+    as (is, is not), so that non-negative coefficients give free per-category offsets; no size or
+    bit slopes (those come from the physics prior), so extrapolation follows the prior."""
+    cols = []
     for c in _LINEAR_CATS:
         v = F[c].to_numpy(float)
         cols += [v, 1.0 - v]
@@ -87,6 +101,29 @@ def _linear_design(F: pd.DataFrame, feats: list[str], cst: list[int]) -> np.ndar
         v = (fam == code).astype(float)
         cols += [v, 1.0 - v]
     return np.column_stack(cols)
+
+
+# lower bounds of prior coefficients (default 0): a pipelined layer takes at least one cycle
+_PRIOR_LOWER = {"latency_cycles": {"1": 1.0}, "II": {"1": 1.0}}
+
+
+def _fit_prior(B: np.ndarray, y: np.ndarray, w: np.ndarray, lower: np.ndarray | None = None) -> np.ndarray:
+    """Coefficients ``c >= lower`` (default 0) of ``p = B @ c`` minimizing the weighted squared
+    error of ``log1p(p)`` vs ``log1p(y)`` (started from NNLS on relative errors)."""
+    lower = np.zeros(B.shape[1]) if lower is None else np.asarray(lower, float)
+    sw = np.sqrt(w / np.maximum(y, 1.0))
+    c0, _ = nnls(B * sw[:, None] / np.sqrt(np.maximum(y, 1.0))[:, None],
+                 y * sw / np.sqrt(np.maximum(y, 1.0)))
+    scale = np.maximum(np.abs(B).max(axis=0), 1e-12)
+    zy, sq = np.log1p(y), np.sqrt(w)
+
+    def res(x: np.ndarray) -> np.ndarray:
+        return sq * (np.log1p(B @ (x / scale)) - zy)
+
+    lo = lower * scale
+    x0 = np.maximum(c0 * scale, lo + 1e-9)
+    sol = least_squares(res, x0, bounds=(lo, np.inf), method="trf", x_scale="jac", max_nfev=2000)
+    return np.maximum(sol.x / scale, lower)
 
 
 def _constraints(target: str, feats: list[str]) -> list[int]:
@@ -100,7 +137,9 @@ class ResourceModel(RegressorMixin, BaseEstimator):
     Hyperparameters: ``max_iter``, ``learning_rate``, ``max_leaf_nodes``, ``min_samples_leaf``,
     ``l2_regularization`` of the boosted trees; ``quantiles`` fitted for prediction bounds;
     ``balance_sources`` gives every report source equal total weight in the fit; ``ridge_alpha``
-    regularizes the linear (physics) stage.
+    regularizes the per-category offsets on top of the physics prior. Fitted: ``prior_coef_``
+    (per target, the non-negative weights of ``features.PRIOR_TERMS``), ``linear_``, ``point_``,
+    ``quantile_``, ``calibration_`` ((a, b): network = a * layer sum + b), ``domain_``.
     """
 
     def __init__(self, max_iter: int = 100, learning_rate: float = 0.1, max_leaf_nodes: int = 15,
@@ -163,7 +202,8 @@ class ResourceModel(RegressorMixin, BaseEstimator):
         if self.balance_sources and sample_weight is None:
             g = pd.Series(groups)
             w = (1.0 / g.map(g.value_counts())).to_numpy() * len(g) / max(g.nunique(), 1)
-        self.linear_: dict[str, LinearRegression] = {}
+        self.prior_coef_: dict[str, np.ndarray] = {}
+        self.linear_: dict[str, Ridge] = {}
         self.point_: dict[str, HistGradientBoostingRegressor] = {}
         self.quantile_: dict[str, dict[float, HistGradientBoostingRegressor]] = {}
         self.features_: dict[str, list[str]] = {}
@@ -177,10 +217,13 @@ class ResourceModel(RegressorMixin, BaseEstimator):
             cst = _constraints(t, feats)
             Xt = F.loc[ok, feats].to_numpy(float)
             z = np.log1p(yt[ok])
-            Xl = _linear_design(F.loc[ok], feats, cst)
+            lower = [_PRIOR_LOWER.get(t, {}).get(n, 0.0) for n in PRIOR_TERMS[t]]
+            coef = _fit_prior(prior_basis(F.loc[ok], t), yt[ok], w[ok], np.array(lower))
+            prior = np.log1p(prior_basis(F.loc[ok], t) @ coef)
+            Xl = _linear_design(F.loc[ok])
             # ridge keeps the (c, 1-c) offset pairs from trading huge opposite coefficients
-            lin = Ridge(alpha=self.ridge_alpha, positive=True).fit(Xl, z, sample_weight=w[ok])
-            resid = z - lin.predict(Xl)
+            lin = Ridge(alpha=self.ridge_alpha, positive=True).fit(Xl, z - prior, sample_weight=w[ok])
+            resid = z - prior - lin.predict(Xl)
             kw = dict(max_iter=self.max_iter, learning_rate=self.learning_rate,
                       max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=self.min_samples_leaf,
                       l2_regularization=self.l2_regularization, monotonic_cst=cst,
@@ -190,6 +233,7 @@ class ResourceModel(RegressorMixin, BaseEstimator):
             for q in self.quantiles:
                 qs[float(q)] = HistGradientBoostingRegressor(loss="quantile", quantile=float(q), **kw)\
                     .fit(Xt, resid, sample_weight=w[ok])
+            self.prior_coef_[t] = coef
             self.linear_[t], self.point_[t], self.quantile_[t] = lin, point, qs
             self.features_[t] = feats
             self.n_train_[t] = int(ok.sum())
@@ -203,7 +247,10 @@ class ResourceModel(RegressorMixin, BaseEstimator):
         return self
 
     def _calibrate(self, models: pd.DataFrame, rows: pd.DataFrame) -> None:
-        """Model-level term: total = a * sum(layer predictions) + b, fitted on top-level reports."""
+        """Model-level term, fitted on top-level reports: resources ``total = a * sum`` (no
+        intercept, so glue never dominates a small network; ``a`` = median ratio of report to layer
+        sum, clipped to [0.5, 2]); latency ``sum + b`` and II ``max + b`` with ``b`` the median
+        non-negative excess (pipeline glue, a few cycles)."""
         pairs: dict[str, list[tuple[float, float]]] = {t: [] for t in TARGETS}
         lay_by_src = dict(tuple(rows.groupby("source")))
         for _, m in models.iterrows():
@@ -223,14 +270,13 @@ class ResourceModel(RegressorMixin, BaseEstimator):
             if len(p) < 2:
                 continue
             s, v = np.array(p).T
-            if t == "II":
+            if t in _TIME_TARGETS:
                 self.calibration_[t] = (1.0, float(max(np.median(v - s), 0.0)))
                 continue
-            lr = LinearRegression(positive=True).fit(s[:, None], v)
-            a, b = float(lr.coef_[0]), float(max(lr.intercept_, 0.0))
-            if a <= 0:  # degenerate calibration: keep the sum, add the median glue
-                a, b = 1.0, float(max(np.median(v - s), 0.0))
-            self.calibration_[t] = (a, b)
+            ok = (s > 0) & (v > 0)
+            if ok.sum() >= 2:
+                a = float(np.clip(np.median(v[ok] / s[ok]), _CAL_RANGE[0], _CAL_RANGE[1]))
+                self.calibration_[t] = (a, 0.0)
 
     # ------------------------------------------------------------------------------------------
     # prediction
@@ -254,7 +300,8 @@ class ResourceModel(RegressorMixin, BaseEstimator):
                 continue
             feats = self.features_[t]
             Xt = F[feats].to_numpy(float)
-            base = self.linear_[t].predict(_linear_design(F, feats, _constraints(t, feats)))
+            prior = np.log1p(prior_basis(F, t) @ self.prior_coef_[t])
+            base = prior + self.linear_[t].predict(_linear_design(F))
             z = base + self.point_[t].predict(Xt)
             if quantile is not None:
                 zq = base + self.quantile_[t][quantile].predict(Xt)
@@ -285,6 +332,11 @@ class ResourceModel(RegressorMixin, BaseEstimator):
             a, b = self.calibration_.get(t, (1.0, 0.0))
             out[t] = a * s + b
         return out
+
+    def prior_terms(self) -> dict[str, dict[str, float]]:
+        """The fitted physics prior: per target, ``{term: coefficient}`` (terms: PRIOR_TERMS)."""
+        self._check_fitted()
+        return {t: dict(zip(PRIOR_TERMS[t], map(float, c))) for t, c in self.prior_coef_.items()}
 
     def score(self, X: Any, y: Any = None, sample_weight: np.ndarray | None = None) -> float:
         """Mean R^2 over targets of log1p(prediction) vs log1p(truth) (scales differ by 1000x)."""
@@ -385,6 +437,9 @@ class ResourceModel(RegressorMixin, BaseEstimator):
         obj = sio.load(path, trusted=list(untrusted))
         if not isinstance(obj, cls):
             raise ValueError(f"{path}: holds a {type(obj).__name__}, not a ResourceModel")
+        if hasattr(obj, "point_") and not hasattr(obj, "prior_coef_"):
+            raise ValueError(f"{path}: written by an older ResourceModel without the physics prior; "
+                             "refit it (`connas4ml surrogate fit`)")
         obj._warned_ = set()
         return obj
 
