@@ -323,3 +323,23 @@ def test_supernet_under_ddp_gloo(tmp_path):
     assert both.shape[0] == 2
     assert torch.equal(both[0], both[1])  # replicas stay identical (thresholds synced too)
     assert math.isfinite(float(both.abs().sum()))
+
+
+def test_input_bits_are_searchable_by_the_input_key():
+    space = cn.SearchSpace(act_bits={"input": [4, 8], "relu*": [3, 6]})
+    sn = cn.searchable(jet_mlp(), space, example_input=torch.randn(8, 16))
+    assert sn.input_quant.bits == (4, 8)
+    assert sn.choices()["input"]["bits"] in (4, 8)
+
+
+def test_activation_ranges_follow_growing_activations_during_calibration():
+    sn = cn.searchable(jet_mlp(), cn.SearchSpace(), example_input=torch.randn(8, 16) * 0.01)
+    relu = sn.searchable_modules()["1"]
+    before = float(relu.log2_threshold)
+    sn.train()
+    sn(torch.randn(8, 16) * 100)  # within the calibration window: the range grows to cover it
+    assert float(relu.log2_threshold) > before + 5
+    relu.calibration_left.fill_(0)
+    after = float(relu.log2_threshold)
+    sn(torch.randn(8, 16) * 1e4)  # after the window the threshold is only learned
+    assert float(relu.log2_threshold) == after

@@ -325,7 +325,7 @@ class Search:
     # ---- reporting ---------------------------------------------------------------------------
     def summary(self) -> str:
         """Expected and argmax resources against each budget, and the current choices."""
-        e = {r: float(v) for r, v in self.expected_resources().items()}
+        e = {r: float(v.detach()) for r, v in self.expected_resources().items()}
         a = self.argmax_resources()
         lines = [f"step {self.step} (arch steps {self.arch_steps}), temperature {self.temperature:.3g}",
                  f"{'resource':<10}{'expected':>12}{'argmax':>12}{'budget':>12}{'minimum':>12}{'lambda':>9}"]

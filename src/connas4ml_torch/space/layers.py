@@ -86,9 +86,13 @@ class _Searchable(nn.Module):
 class SearchableAct(_Searchable):
     """ReLU (unsigned) or input (signed) activation quantizer with searchable bit width.
 
-    The log2 threshold is shared by all bit choices and initialised from the first batch it sees
-    (max over all processes under ``torch.distributed``), then learned.
+    The log2 threshold is shared by all bit choices. It covers the largest magnitude seen in the
+    first ``calibration_steps`` training batches (max over all processes under
+    ``torch.distributed``; it only grows), then it is learned. Without that window the range of
+    an untrained network's activations would cap a network that has to learn larger outputs.
     """
+
+    calibration_steps = 100
 
     def __init__(self, name: str, ctl: ArchControl, bits: tuple[int, ...], relu: bool):
         super().__init__(name, ctl)
@@ -96,18 +100,21 @@ class SearchableAct(_Searchable):
         self.relu = relu
         self.log2_threshold = nn.Parameter(torch.zeros(()))
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("calibration_left", torch.tensor(self.calibration_steps))
         self.alpha_bits = _arch_param(len(self.bits))
 
     def choice_values(self) -> dict[str, tuple[int, ...]]:
         return {"bits": self.bits}
 
     @torch.no_grad()
-    def init_threshold(self, x: Tensor) -> None:
+    def init_threshold(self, x: Tensor, grow_only: bool = False) -> None:
         """Set the threshold to cover the largest magnitude of ``x``."""
         m = x.detach().abs().max().float()
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.all_reduce(m, op=torch.distributed.ReduceOp.MAX)
-        self.log2_threshold.fill_(log2_threshold_for(float(m)))
+        t = log2_threshold_for(float(m))
+        if not grow_only or t > float(self.log2_threshold):
+            self.log2_threshold.fill_(t)
         self.initialized.fill_(True)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -115,6 +122,9 @@ class SearchableAct(_Searchable):
             x = torch.relu(x)
         if not bool(self.initialized):
             self.init_threshold(x)
+        elif self.training and int(self.calibration_left) > 0:
+            self.init_threshold(x, grow_only=True)
+            self.calibration_left -= 1
         return _quant_mix(x, self.log2_threshold, self.alpha_bits, self.ctl, self.name, "bits",
                           self.bits, signed=not self.relu)
 

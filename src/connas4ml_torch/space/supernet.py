@@ -78,7 +78,6 @@ def _convert(model: nn.Module, space: SearchSpace, ctl: ArchControl) -> None:
                 f"Supported: {SUPPORTED} (and containers / custom modules made of them)"
             )
         _set_child(model, name, new)
-    space.check_all_used()
 
 
 class Supernet(nn.Module):
@@ -96,6 +95,7 @@ class Supernet(nn.Module):
         self.control = ArchControl()
         _convert(model, space, self.control)
         self.input_quant = SearchableAct(INPUT, self.control, space.act_bits_for(INPUT), relu=False)
+        space.check_all_used()  # after every lookup, the input quantizer's included
         self.net = model
         self.graph: Graph | None = None
         if example_input is not None:
