@@ -123,23 +123,31 @@ class _MixedFakeQuant(torch.autograd.Function):
     """``sum_b p_b Q_b(x)`` in one autograd node, saving only ``x`` for the backward pass.
 
     The composed version (one ``fake_quant`` per bit width, then a weighted sum) records ~10
-    autograd nodes and keeps several full-size intermediates per choice; on the supernet's hot
-    path that costs more than the convolution. The gradients below are the composed version's,
-    written out: straight-through round, clamp that stops the gradient outside the range, and
-    ``d/dt`` through ``scale = 2**ceil_ste(t) / 2**(b - signed)``.
+    autograd nodes per choice and keeps several full-size intermediates; on the supernet's hot
+    path that costs more than the matmul. Here all choices are computed at once on a stacked
+    ``[K, *x.shape]`` view (one kernel per op whatever K is, no host synchronisation), and the
+    gradients are the composed version's, written out: straight-through round, a clamp that
+    stops the gradient outside the range, and ``d/dt`` through
+    ``scale = 2**ceil_ste(t) / 2**(b - signed)``.
     """
 
     @staticmethod
+    def _grid(x, t, bits, signed, narrow):
+        shape = (len(bits),) + (1,) * x.dim()
+        lo_hi = [int_range(b, signed, narrow) for b in bits]
+        lo = torch.tensor([a for a, _ in lo_hi], dtype=x.dtype, device=x.device).view(shape)
+        hi = torch.tensor([b for _, b in lo_hi], dtype=x.dtype, device=x.device).view(shape)
+        div = torch.tensor([float(2 ** (b - 1 if signed else b)) for b in bits], dtype=x.dtype,
+                           device=x.device).view(shape)
+        s = torch.exp2(torch.ceil(t)).to(x.dtype) / div  # [K, 1, ...] power-of-two steps
+        return s, lo, hi
+
+    @staticmethod
     def forward(ctx, x, t, p, bits, signed, narrow):
-        thr = torch.exp2(torch.ceil(t))
-        out = None
-        for k, b in enumerate(bits):
-            if not p.requires_grad and float(p[k]) == 0.0:
-                continue  # a one-hot choice: only one term contributes
-            lo, hi = int_range(b, signed, narrow)
-            s = thr / float(2 ** (b - 1 if signed else b))
-            y = torch.clamp(torch.round(x / s), lo, hi).mul_(s * p[k])
-            out = y if out is None else out.add_(y)
+        s, lo, hi = _MixedFakeQuant._grid(x, t, bits, signed, narrow)
+        q = torch.clamp(torch.round(x.unsqueeze(0) / s), lo, hi)
+        w = (s * p.to(x.dtype).view(s.shape))  # p_k * s_k
+        out = (q * w).sum(0)
         ctx.save_for_backward(x, t, p)
         ctx.bits, ctx.signed, ctx.narrow = bits, signed, narrow
         return out
@@ -147,26 +155,22 @@ class _MixedFakeQuant(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         x, t, p = ctx.saved_tensors
-        thr = torch.exp2(torch.ceil(t))
+        s, lo, hi = _MixedFakeQuant._grid(x, t, ctx.bits, ctx.signed, ctx.narrow)
+        pk = p.to(x.dtype).view(s.shape)
+        y = x.unsqueeze(0) / s
+        c = torch.round(y)
+        inside = (c >= lo) & (c <= hi)
+        c = torch.clamp(c, lo, hi)
         need_x, need_t, need_p = ctx.needs_input_grad[:3]
-        gx = torch.zeros_like(x) if need_x else None
-        gt = torch.zeros_like(t) if need_t else None
-        gp = torch.zeros_like(p) if need_p else None
-        for k, b in enumerate(ctx.bits):
-            if not need_p and float(p[k]) == 0.0:
-                continue
-            lo, hi = int_range(b, ctx.signed, ctx.narrow)
-            s = thr / float(2 ** (b - 1 if ctx.signed else b))
-            y = x / s
-            c = torch.round(y)
-            inside = (c >= lo) & (c <= hi)
-            c.clamp_(lo, hi)
-            if need_x:
-                gx.add_(g * inside, alpha=float(p[k]))
-            if need_p:
-                gp[k] = (g * c).sum() * s
-            if need_t:
-                gt += p[k] * math.log(2.0) * s * (g * (c - y * inside)).sum()
+        gx = gt = gp = None
+        if need_x:
+            gx = g * (inside.to(x.dtype) * pk).sum(0)
+        gc = (g.unsqueeze(0) * c).flatten(1).sum(1)  # [K]: sum of g * round-clamped values
+        if need_p:
+            gp = (gc * s.flatten()).to(p.dtype)
+        if need_t:
+            gy = (g.unsqueeze(0) * y * inside).flatten(1).sum(1)
+            gt = (math.log(2.0) * (pk.flatten() * s.flatten() * (gc - gy)).sum()).to(t.dtype)
         return gx, gt, gp, None, None, None
 
 

@@ -172,25 +172,37 @@ class CostTables:
         out = []
         for var in self.variables:
             if var.alpha is None:
-                out.append(torch.ones(1))
+                out.append(torch.ones(1))  # moved to the tables' device by expected()
             else:
                 out.append(torch.softmax(var.alpha / temperature, dim=0))
         return out
 
+    def _device_tables(self, device: torch.device) -> list[Tensor]:
+        """The layer tables on ``device`` (copied once per device: the supernet may be on a GPU)."""
+        cache = self.__dict__.setdefault("_on_device", {})
+        if device not in cache:
+            cache[device] = ([lt.table.to(device) for lt in self.layers], self.overhead.to(device))
+        return cache[device]
+
     def expected(self, temperature: float) -> Tensor:
         """Expected resources ``[n_resources]`` under the current probabilities (differentiable)."""
         p = self.probs(temperature)
-        total = self.overhead.clone()
+        device = next((var.alpha.device for var in self.variables if var.alpha is not None),
+                      torch.device("cpu"))
+        tables, overhead = self._device_tables(device)
+        total = overhead.clone()
         letters = string.ascii_lowercase
-        for lt in self.layers:
+        for lt, table in zip(self.layers, tables):
             sub = "".join(letters[i] for i in range(len(lt.variables)))
             eq = f"{sub}z," + ",".join(letters[i] for i in range(len(lt.variables))) + "->z"
-            total = total + torch.einsum(eq, lt.table, *[p[v] for v in lt.variables])
+            total = total + torch.einsum(eq, table, *[p[v].to(device) for v in lt.variables])
         return total
 
     def argmax_choice(self) -> dict[int, int]:
-        return {v: (int(var.alpha.detach().argmax()) if var.alpha is not None else 0)
-                for v, var in enumerate(self.variables)}
+        """The argmax index of every variable (one host transfer for all of them)."""
+        alphas = [var.alpha for var in self.variables if var.alpha is not None]
+        idx = iter(torch.stack([a.detach().argmax() for a in alphas]).tolist() if alphas else [])
+        return {v: (next(idx) if var.alpha is not None else 0) for v, var in enumerate(self.variables)}
 
     def cost_at(self, choice: dict[int, int], upper: bool = False) -> Tensor:
         """Predicted resources of one discrete network (``choice``: variable -> value index)."""

@@ -163,13 +163,14 @@ class Search:
     def resource_loss(self) -> Tensor:
         """The differentiable resource term added to the task loss."""
         e = self.tables.expected(self.supernet.temperature)
+        lam, ref = self.lambdas.to(e.device), self.reference.to(e.device)
         loss = e.new_zeros(())
         for r, b in self.budgets.items():
             i = self.resources.index(r)
-            loss = loss + self.lambdas[i] * (e[i] - b) / max(b, 1.0)
+            loss = loss + lam[i] * (e[i] - b) / max(b, 1.0)
         for r, w in self.weights.items():
             i = self.resources.index(r)
-            loss = loss + w * e[i] / self.reference[i]
+            loss = loss + w * e[i] / ref[i]
         return loss
 
     def arch_step(self, closure: Callable[[], Tensor]) -> dict[str, float]:
@@ -201,10 +202,15 @@ class Search:
         self.arch_optimizer.step()
         self.arch_optimizer.zero_grad(set_to_none=True)
         with torch.no_grad():
-            e = self.tables.expected(self.supernet.temperature)
+            e = self.tables.expected(self.supernet.temperature).cpu()
+            # the multipliers answer to the larger of the expected and the argmax cost: the
+            # relaxation may fit the budget while its argmax does not (HardCoRe-NAS), and it is
+            # the argmax that derive() returns
+            a = self.tables.cost_at(self.tables.argmax_choice())
             for r, b in self.budgets.items():
                 i = self.resources.index(r)
-                self.lambdas[i] = torch.clamp(self.lambdas[i] + self.dual_lr * (e[i] - b) / max(b, 1.0), min=0.0)
+                g = (max(float(e[i]), float(a[i])) - b) / max(b, 1.0)
+                self.lambdas[i] = torch.clamp(self.lambdas[i] + self.dual_lr * g, min=0.0)
         self.arch_steps += 1
         self._anneal()
         stats = {"step": self.step, "task_loss": float(task.detach()), "temperature": self.temperature}
@@ -288,7 +294,8 @@ class Search:
                             / max(self.budgets[r], 1.0) for r in viol)
                 if saved <= 0:
                     continue
-                lost = max(float(probs[v][i] - probs[v][i - 1]), 1e-6)
+                # floored: near-equal probabilities would otherwise make any step look free
+                lost = max(float(probs[v][i] - probs[v][i - 1]), 0.05)
                 score = saved / lost
                 if score > best_score:
                     best, best_score = (v, trial, new), score
