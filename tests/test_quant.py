@@ -67,13 +67,14 @@ def test_grid_to_hls_type():
     assert QuantGrid.from_threshold(2.0, 6, signed=False).hls_type() == "ufixed<6,2>"
 
 
+@pytest.mark.parametrize("n", [4000, 100_000])  # stacked and in-place paths
 @pytest.mark.parametrize("signed,narrow", [(True, True), (True, False), (False, False)])
-def test_fused_mixed_quant_equals_composed_values_and_gradients(signed, narrow):
+def test_fused_mixed_quant_equals_composed_values_and_gradients(signed, narrow, n):
     from connas4ml_torch.quant import mixed_fake_quant
 
     torch.manual_seed(0)
     bits = (2, 4, 6, 8)
-    x0 = torch.randn(4000) * 3
+    x0 = torch.randn(n) * 3
     t0, a0 = torch.tensor(0.4), torch.randn(4)
     outs, grads = [], []
     for fused in (False, True):
@@ -85,7 +86,7 @@ def test_fused_mixed_quant_equals_composed_values_and_gradients(signed, narrow):
             y = mixed_fake_quant(x, t, bits, p, signed, narrow)
         else:
             y = sum(p[k] * fake_quant(x, t, b, signed, narrow) for k, b in enumerate(bits))
-        (y * torch.linspace(-1, 1, 4000)).sum().backward()
+        (y * torch.linspace(-1, 1, n)).sum().backward()
         outs.append(y.detach())
         grads.append((x.grad, t.grad, alpha.grad))
     assert torch.allclose(outs[0], outs[1], atol=1e-6)
@@ -93,10 +94,11 @@ def test_fused_mixed_quant_equals_composed_values_and_gradients(signed, narrow):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
-def test_fused_mixed_quant_one_hot_is_exact():
+@pytest.mark.parametrize("n", [1000, 100_000])
+def test_fused_mixed_quant_one_hot_is_exact(n):
     from connas4ml_torch.quant import mixed_fake_quant
 
-    x = torch.randn(1000) * 2
+    x = torch.randn(n) * 2
     t = torch.tensor(0.2)
     p = torch.tensor([0.0, 1.0, 0.0])
     assert torch.equal(mixed_fake_quant(x, t, (3, 5, 8), p, True), fake_quant(x, t, 5, True))

@@ -142,12 +142,23 @@ class _MixedFakeQuant(torch.autograd.Function):
         s = torch.exp2(torch.ceil(t)).to(x.dtype) / div  # [K, 1, ...] power-of-two steps
         return s, lo, hi
 
+    # above this many elements the K choices are computed one after another in place (memory
+    # and bandwidth bound); below it all at once on a stacked view (launch bound)
+    STACK_LIMIT = 1 << 16
+
     @staticmethod
     def forward(ctx, x, t, p, bits, signed, narrow):
         s, lo, hi = _MixedFakeQuant._grid(x, t, bits, signed, narrow)
-        q = torch.clamp(torch.round(x.unsqueeze(0) / s), lo, hi)
         w = (s * p.to(x.dtype).view(s.shape))  # p_k * s_k
-        out = (q * w).sum(0)
+        if x.numel() <= _MixedFakeQuant.STACK_LIMIT:
+            out = (torch.clamp(torch.round(x.unsqueeze(0) / s), lo, hi) * w).sum(0)
+        else:
+            out = torch.zeros_like(x)
+            buf = torch.empty_like(x)
+            for k in range(len(bits)):
+                torch.div(x, s[k], out=buf)
+                buf.round_().clamp_(lo[k], hi[k]).mul_(w[k])
+                out.add_(buf)
         ctx.save_for_backward(x, t, p)
         ctx.bits, ctx.signed, ctx.narrow = bits, signed, narrow
         return out
@@ -157,19 +168,33 @@ class _MixedFakeQuant(torch.autograd.Function):
         x, t, p = ctx.saved_tensors
         s, lo, hi = _MixedFakeQuant._grid(x, t, ctx.bits, ctx.signed, ctx.narrow)
         pk = p.to(x.dtype).view(s.shape)
-        y = x.unsqueeze(0) / s
-        c = torch.round(y)
-        inside = (c >= lo) & (c <= hi)
-        c = torch.clamp(c, lo, hi)
         need_x, need_t, need_p = ctx.needs_input_grad[:3]
-        gx = gt = gp = None
-        if need_x:
-            gx = g * (inside.to(x.dtype) * pk).sum(0)
-        gc = (g.unsqueeze(0) * c).flatten(1).sum(1)  # [K]: sum of g * round-clamped values
-        if need_p:
-            gp = (gc * s.flatten()).to(p.dtype)
+        if x.numel() <= _MixedFakeQuant.STACK_LIMIT:
+            y = x.unsqueeze(0) / s
+            c = torch.round(y)
+            inside = (c >= lo) & (c <= hi)
+            c = torch.clamp(c, lo, hi)
+            gx = (g * (inside.to(x.dtype) * pk).sum(0)) if need_x else None
+            gc = (g.unsqueeze(0) * c).flatten(1).sum(1)  # [K]: sum of g * round-clamped values
+            gy = (g.unsqueeze(0) * y * inside).flatten(1).sum(1) if need_t else None
+        else:
+            gx = torch.zeros_like(x) if need_x else None
+            gc = torch.empty(len(ctx.bits), dtype=x.dtype, device=x.device)
+            gy = torch.empty_like(gc)
+            y, c = torch.empty_like(x), torch.empty_like(x)
+            for k in range(len(ctx.bits)):
+                torch.div(x, s[k], out=y)
+                torch.round(y, out=c)
+                inside = (c >= lo[k]) & (c <= hi[k])
+                c.clamp_(lo[k], hi[k])
+                if need_x:
+                    gx.addcmul_(inside.to(x.dtype), pk[k] * g)
+                gc[k] = torch.sum(c.mul_(g))
+                if need_t:
+                    gy[k] = torch.sum(y.mul_(g).mul_(inside))
+        gp = (gc * s.flatten()).to(p.dtype) if need_p else None
+        gt = None
         if need_t:
-            gy = (g.unsqueeze(0) * y * inside).flatten(1).sum(1)
             gt = (math.log(2.0) * (pk.flatten() * s.flatten() * (gc - gy)).sum()).to(t.dtype)
         return gx, gt, gp, None, None, None
 
