@@ -197,3 +197,20 @@ def test_expected_resources_are_differentiable_and_match_one_hot(cost):
             p.copy_(torch.nn.functional.one_hot(torch.tensor(1), p.numel()) * 60.0)
     assert float(s.expected_resources()["LUT"]) == pytest.approx(s.argmax_resources()["LUT"], rel=1e-4)
     assert "LUT" in s.summary() and "budget" in s.summary()
+
+
+def test_argmax_cost_equals_the_cost_model_on_the_derived_network(cost):
+    """Tables + network-level term == predict_network() of the derived model's own specs."""
+    x, _ = task()
+    sn = cn.searchable(mlp(), cn.SearchSpace(**SPACE), example_input=x[:8])
+    s = cn.Search(sn, cost, HLS)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(4):
+        with torch.no_grad():
+            for p in sn.arch_parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 3)
+        a = s.argmax_resources()
+        specs = list(layer_specs(sn.derive(), x[:4], HLS).values())
+        net = cost.predict_network(specs)
+        for r, target in (("LUT", "LUT"), ("FF", "FF"), ("DSP", "DSP"), ("latency", "latency_cycles")):
+            assert a[r] == pytest.approx(net[target], rel=1e-4, abs=1e-3), r

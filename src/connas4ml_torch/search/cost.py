@@ -103,16 +103,27 @@ class CostTables:
             self.layers.append(LayerTable(name, var_ids, t, u))
             start += n
         self.n_queries = len(specs)
-        # model-level glue (interfaces, control) on top of the layer sum, from the widest network
+        # the network-level term (interfaces, control, glue) of the cost model, as an affine map
+        # total = scale * layer_sum + overhead read off two networks (the widest and the
+        # smallest); the layer tables are scaled once so that expected() stays one einsum a layer
         self.overhead = torch.zeros(len(self.resources))
         if hasattr(cost_model, "predict_network"):
-            widest = {v: len(var.values) - 1 for v, var in enumerate(self.variables)}
-            layer_specs = [specs[i] for i in self._spec_indices(slices, widest)]
-            total = cost_model.predict_network(layer_specs)
-            layer_sum = self._layer_sum_at(widest, upper=False)
-            self.overhead = torch.tensor(
-                [max(0.0, float(total[RESOURCES[r]]) - float(layer_sum[i]))
-                 if r != "latency" else 0.0 for i, r in enumerate(self.resources)])
+            ends = [{v: len(var.values) - 1 for v, var in enumerate(self.variables)},
+                    {v: 0 for v in range(len(self.variables))}]
+            sums = [self._layer_sum_at(c, upper=False) for c in ends]
+            totals = [cost_model.predict_network([specs[i] for i in self._spec_indices(slices, c)])
+                      for c in ends]
+            scale = torch.ones(len(self.resources))
+            for i, r in enumerate(self.resources):
+                (s1, s0), (t1, t0) = (float(x[i]) for x in sums), (float(t[RESOURCES[r]]) for t in totals)
+                a = (t1 - t0) / (s1 - s0) if abs(s1 - s0) > 1e-9 else (t1 / s1 if s1 > 0 else 1.0)
+                a = max(a, 0.0)
+                scale[i] = a
+                self.overhead[i] = max(0.0, t1 - a * s1)
+            for lt in self.layers:
+                lt.table = lt.table * scale
+                if lt.upper is not None:
+                    lt.upper = lt.upper * scale
         self._specs = specs
         self._slices = slices
 
