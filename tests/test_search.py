@@ -56,7 +56,7 @@ def run_search(seed: int, constraints=None, weights=None, steps: int = 120, cost
             saved = copy.deepcopy({"search": search.state_dict(), "opt": opt.state_dict()})
         i = (step * 64) % 1024
         xb, yb, xv, yv = x[i:i + 64], y[i:i + 64], x[1024 + i:1088 + i], y[1024 + i:1088 + i]
-        search.arch_step(lambda: F.cross_entropy(sn(xv), yv))
+        search.arch_step(lambda xv=xv, yv=yv: F.cross_entropy(sn(xv), yv))
         opt.zero_grad()
         F.cross_entropy(sn(xb), yb).backward()
         opt.step()
@@ -133,7 +133,7 @@ def test_resume_equals_uninterrupted_run(cost):
     for step in range(25, 50):
         i = (step * 64) % 1024
         xb, yb, xv, yv = x[i:i + 64], y[i:i + 64], x[1024 + i:1088 + i], y[1024 + i:1088 + i]
-        resumed.arch_step(lambda: F.cross_entropy(sn(xv), yv))
+        resumed.arch_step(lambda xv=xv, yv=yv: F.cross_entropy(sn(xv), yv))
         opt.zero_grad()
         F.cross_entropy(sn(xb), yb).backward()
         opt.step()
