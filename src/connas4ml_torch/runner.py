@@ -297,14 +297,22 @@ def train(model: nn.Module, splits: Splits, epochs: int, lr: float, batch: int, 
     for ep in range(epochs):
         for xb, yb in tqdm(list(batches(*splits.train, batch, gen, limit)),
                            desc=f"{desc} {ep + 1}/{epochs}", disable=not progress, leave=False):
-            opt.zero_grad()
-            loss = lf(model(xb), yb)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{desc}: loss is {float(loss)} in epoch {ep + 1}")
-            loss.backward()
-            opt.step()
+            weight_step(model, opt, lf, xb, yb, f"{desc} epoch {ep + 1}")
         sched.step()
     return model
+
+
+def weight_step(model: nn.Module, opt: torch.optim.Optimizer, lf: Callable, x: Tensor, y: Tensor,
+                where: str) -> float:
+    """One optimizer step on a training batch; a non-finite loss stops with a clear error."""
+    opt.zero_grad()
+    loss = lf(model(x), y)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"{where}: training loss is {float(loss.detach())}; lower the "
+                                 "learning rate or check the data")
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
 
 
 def n_weights(model: nn.Module) -> int:
@@ -426,12 +434,7 @@ def run(cfg: dict[str, Any], splits: Splits | None = None, cost_model=None) -> R
         for xb, yb in bar:
             xv, yv = next(val)
             search.arch_step(lambda xv=xv, yv=yv: lf(sn(xv), yv))
-            opt.zero_grad()
-            loss = lf(sn(xb), yb)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"search: training loss is {float(loss)} in epoch {ep + 1}")
-            loss.backward()
-            opt.step()
+            weight_step(sn, opt, lf, xb, yb, f"search epoch {ep + 1}")
     wall["search_s"] = time.perf_counter() - t0
     model = search.derive()
     searched = {qname: evaluate(model, *splits.test, splits.task), "parameters": n_weights(model),
