@@ -95,16 +95,6 @@ def load_cost_model():
     return ResourceModel.default()
 
 
-def tables_on_cpu(search, device) -> None:
-    """Work-around: ``CostTables`` keep their tensors on the CPU while the supernet's
-    architecture logits move with the model, so on CUDA ``expected()`` mixes devices. Hand the
-    tables CPU copies of the probabilities (autograd carries the gradient back to the device)."""
-    if device.type == "cpu":
-        return
-    orig = search.tables.probs
-    search.tables.probs = lambda temperature, _orig=orig: [p.cpu() for p in _orig(temperature)]
-
-
 def timed_train(model, splits, epochs: int, lr: float, batch: int, seed: int, device,
                 limit: int | None = None, desc: str = "train") -> float:
     """``runner.train`` (the runner's baseline/fine-tune loop), timed with device syncs."""
@@ -140,7 +130,7 @@ def search_run(factory, splits, space, cost, hls, *, budgets=None, tradeoff=None
                warmup_epochs: int, batch: int, seed: int, device, limit: int | None = None,
                lr: float = SCHEDULE["lr"], arch_lr: float = SCHEDULE["arch_lr"],
                dual_lr: float = SCHEDULE["dual_lr"], temperature=SCHEDULE["temperature"],
-               margin_quantile: float | None = None) -> dict[str, Any]:
+               margin_quantile: float | None = None, arch_every: int = 1) -> dict[str, Any]:
     """One search exactly as ``runner.run`` step 2, on ``device``; then ``derive()``.
 
     Returns ``{"model", "search", "search_s"}``; ``search_s`` covers building the supernet and
@@ -161,9 +151,8 @@ def search_run(factory, splits, space, cost, hls, *, budgets=None, tradeoff=None
     search = cn.Search(sn, cost, hls, constraints=budgets or {}, weights=tradeoff or {},
                        arch_lr=arch_lr, dual_lr=dual_lr, warmup_steps=warmup_epochs * steps,
                        temperature=tuple(temperature),
-                       anneal_steps=max(1, (epochs - warmup_epochs) * steps),
-                       margin_quantile=margin_quantile)
-    tables_on_cpu(search, device)
+                       anneal_steps=max(1, (epochs - warmup_epochs) * steps // arch_every),
+                       margin_quantile=margin_quantile, arch_every=arch_every)
     opt = torch.optim.Adam(sn.weight_parameters(), lr)
     gen = torch.Generator().manual_seed(seed)
     vgen = torch.Generator().manual_seed(seed + 1)
@@ -290,6 +279,8 @@ def main() -> None:
     ap.add_argument("--fractions", default="0.2,0.5,0.8",
                     help="LUT budgets between the cheapest (0) and uniform 8-bit (1) network")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--arch-every", type=int, default=1,
+                    help="architecture update on every k-th step (Search(arch_every=k))")
     ap.add_argument("--jobs", type=int, default=1, help="processes generating jets (full size)")
     ap.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (0: torch default)")
     ap.add_argument("--no-write", action="store_true")
@@ -335,7 +326,8 @@ def main() -> None:
             q8_params = n_weights(base)
             print(f"uniform 8-bit QAT: accuracy {acc_q8:.4f} ({qat_s:.1f} s)", flush=True)
         res = search_run(jet_mlp, splits, space, cost, hls, budgets={"LUT": budget}, epochs=ep,
-                         warmup_epochs=wu, batch=bs, seed=args.seed, device=device)
+                         warmup_epochs=wu, batch=bs, seed=args.seed, device=device,
+                         arch_every=args.arch_every)
         model, search = res["model"], res["search"]
         acc = evaluate(model, *splits.test, "classification")
         pred = dict(search.chosen_resources)
@@ -393,7 +385,8 @@ def main() -> None:
     note = (
         f"\nJet MLP 16-64-32-32-5, size `{args.size}` ({len(splits.train[1])} train / "
         f"{n_test} test jets), device {device}{threads}, {ep} epochs (search: {wu} warm-up) + {ft} "
-        f"fine-tune epochs, batch {bs}. Space: weight and activation bits 2..8 per layer"
+        f"fine-tune epochs, batch {bs}, architecture update every {args.arch_every} step(s). "
+        f"Space: weight and activation bits 2..8 per layer"
         f"{' and widths' if args.widths else ''}; hls4ml Vitis xcvu13p io_parallel Latency RF 1; "
         f"default cost model. Baselines: float {acc_float:.4f}; uniform 8-bit QAT {acc_q8:.4f} "
         f"(predicted LUT {u8['LUT']:,.0f}, FF {u8['FF']:,.0f}, DSP {u8['DSP']:,.0f}); "

@@ -214,3 +214,20 @@ def test_argmax_cost_equals_the_cost_model_on_the_derived_network(cost):
         net = cost.predict_network(specs)
         for r, target in (("LUT", "LUT"), ("FF", "FF"), ("DSP", "DSP"), ("latency", "latency_cycles")):
             assert a[r] == pytest.approx(net[target], rel=1e-4, abs=1e-3), r
+
+
+def test_arch_every_updates_the_architecture_on_every_kth_step_only(cost):
+    x, y = task()
+    sn = cn.searchable(mlp(), cn.SearchSpace(**SPACE), example_input=x[:8])
+    s = cn.Search(sn, cost, HLS, warmup_steps=2, arch_every=3)
+    calls = []
+
+    def closure():
+        calls.append(s.step)
+        return F.cross_entropy(sn(x[:64]), y[:64])
+
+    for _ in range(11):
+        s.arch_step(closure)
+    assert calls == [3, 6, 9] and s.arch_steps == 3
+    with pytest.raises(ValueError, match="arch_every"):
+        cn.Search(sn, cost, HLS, arch_every=0)

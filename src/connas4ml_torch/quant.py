@@ -131,14 +131,20 @@ class _MixedFakeQuant(torch.autograd.Function):
     ``scale = 2**ceil_ste(t) / 2**(b - signed)``.
     """
 
+    _consts: dict = {}
+
     @staticmethod
     def _grid(x, t, bits, signed, narrow):
-        shape = (len(bits),) + (1,) * x.dim()
-        lo_hi = [int_range(b, signed, narrow) for b in bits]
-        lo = torch.tensor([a for a, _ in lo_hi], dtype=x.dtype, device=x.device).view(shape)
-        hi = torch.tensor([b for _, b in lo_hi], dtype=x.dtype, device=x.device).view(shape)
-        div = torch.tensor([float(2 ** (b - 1 if signed else b)) for b in bits], dtype=x.dtype,
-                           device=x.device).view(shape)
+        key = (bits, signed, narrow, x.dtype, x.device, x.dim())
+        c = _MixedFakeQuant._consts.get(key)
+        if c is None:  # per-choice integer ranges and divisors, built once per layout
+            shape = (len(bits),) + (1,) * x.dim()
+            lo_hi = [int_range(b, signed, narrow) for b in bits]
+            mk = lambda v: torch.tensor(v, dtype=x.dtype, device=x.device).view(shape)  # noqa: E731
+            c = (mk([a for a, _ in lo_hi]), mk([b for _, b in lo_hi]),
+                 mk([float(2 ** (b - 1 if signed else b)) for b in bits]))
+            _MixedFakeQuant._consts[key] = c
+        lo, hi, div = c
         s = torch.exp2(torch.ceil(t)).to(x.dtype) / div  # [K, 1, ...] power-of-two steps
         return s, lo, hi
 

@@ -68,6 +68,7 @@ SCHEMA: dict[str, Any] = {
         "baseline_bits": (int, 8),
         "max_steps_per_epoch": (int, None),
         "margin_quantile": (float, None),
+        "arch_every": (int, 1),           # architecture update on every k-th step
     },
     "export": {
         "enabled": (bool, True),
@@ -417,8 +418,9 @@ def run(cfg: dict[str, Any], splits: Splits | None = None, cost_model=None) -> R
                        arch_lr=sch["arch_lr"], dual_lr=sch["dual_lr"],
                        warmup_steps=sch["warmup_epochs"] * steps_per_epoch,
                        temperature=tuple(sch["temperature"]),
-                       anneal_steps=max(1, (sch["epochs"] - sch["warmup_epochs"]) * steps_per_epoch),
-                       margin_quantile=sch["margin_quantile"])
+                       anneal_steps=max(1, (sch["epochs"] - sch["warmup_epochs"]) * steps_per_epoch
+                                        // sch["arch_every"]),
+                       margin_quantile=sch["margin_quantile"], arch_every=sch["arch_every"])
     opt = torch.optim.Adam(sn.weight_parameters(), sch["lr"])
     gen = torch.Generator().manual_seed(seed)
     vgen = torch.Generator().manual_seed(seed + 1)

@@ -84,13 +84,16 @@ class Search:
         temperature: ``(start, end)`` annealed exponentially over ``anneal_steps`` arch steps.
         margin_quantile: repair against this upper prediction quantile (e.g. 0.9) instead of the
             point prediction, for a safety margin.
+        arch_every: update the architecture on every k-th ``arch_step`` call only (the others
+            return at once): cheaper searches, at the price of fewer architecture updates.
     """
 
     def __init__(self, supernet, cost_model, hls: HLSConfig | None = None,
                  constraints: dict[str, Any] | None = None, weights: dict[str, float] | None = None,
                  *, arch_lr: float = 3e-3, dual_lr: float = 0.05, warmup_steps: int = 0,
                  temperature: tuple[float, float] = (1.0, 1.0), anneal_steps: int | None = None,
-                 margin_quantile: float | None = None, example_input: Tensor | None = None):
+                 margin_quantile: float | None = None, example_input: Tensor | None = None,
+                 arch_every: int = 1):
         if supernet.graph is None:
             if example_input is None:
                 raise RuntimeError("Search needs the supernet's structure: pass example_input "
@@ -111,6 +114,9 @@ class Search:
         self.reference = self.tables.cost_at(widest).clamp_min(1.0)
         self.lambdas = torch.zeros(len(self.resources))
         self.dual_lr = float(dual_lr)
+        if isinstance(arch_every, bool) or not isinstance(arch_every, int) or arch_every < 1:
+            raise ValueError(f"arch_every must be a positive int, got {arch_every!r}")
+        self.arch_every = arch_every
         self.warmup_steps = int(warmup_steps)
         self.tau_start, self.tau_end = (float(t) for t in temperature)
         self.anneal_steps = anneal_steps
@@ -160,9 +166,10 @@ class Search:
         c = self.tables.cost_at(self.tables.argmax_choice(), upper=upper)
         return dict(zip(self.resources, c.tolist()))
 
-    def resource_loss(self) -> Tensor:
-        """The differentiable resource term added to the task loss."""
-        e = self.tables.expected(self.supernet.temperature)
+    def resource_loss(self, e: Tensor | None = None) -> Tensor:
+        """The differentiable resource term added to the task loss (``e``: expected resources)."""
+        if e is None:
+            e = self.tables.expected(self.supernet.temperature)
         lam, ref = self.lambdas.to(e.device), self.reference.to(e.device)
         loss = e.new_zeros(())
         for r, b in self.budgets.items():
@@ -183,6 +190,8 @@ class Search:
         self.step += 1
         if self.step <= self.warmup_steps or self.arch_optimizer is None:
             return {"step": self.step, "warmup": 1.0}
+        if (self.step - self.warmup_steps - 1) % self.arch_every:
+            return {"step": self.step, "skipped": 1.0}
         task = closure()
         if not isinstance(task, Tensor) or task.dim() != 0:
             raise TypeError("arch_step: the closure must return a scalar loss tensor")
@@ -191,7 +200,8 @@ class Search:
                 f"arch_step: the validation loss is {float(task)} at step {self.step}; the "
                 "architecture was not updated. Lower the learning rates or check the data."
             )
-        total = task + self.resource_loss()
+        e = self.tables.expected(self.supernet.temperature)
+        total = task + self.resource_loss(e)
         params = self.supernet.arch_parameters()
         grads = torch.autograd.grad(total, params, allow_unused=True)
         if any(g is not None and not torch.isfinite(g).all() for g in grads):
@@ -202,7 +212,7 @@ class Search:
         self.arch_optimizer.step()
         self.arch_optimizer.zero_grad(set_to_none=True)
         with torch.no_grad():
-            e = self.tables.expected(self.supernet.temperature).cpu()
+            e = e.detach().cpu()  # the constraint values at which the gradient was taken
             # the multipliers answer to the larger of the expected and the argmax cost: the
             # relaxation may fit the budget while its argmax does not (HardCoRe-NAS), and it is
             # the argmax that derive() returns
