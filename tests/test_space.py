@@ -162,6 +162,9 @@ def test_probabilities_temperature_and_gumbel():
     y1 = sn(torch.ones(2, 16))
     y2 = sn(torch.ones(2, 16))
     assert not torch.equal(y1, y2)  # sampled architectures differ
+    sn.set_sampling("gumbel_hard")  # one real architecture per forward, gradients still flow
+    sn(torch.ones(2, 16)).sum().backward()
+    assert all(p.grad is not None for p in sn.arch_parameters())
     with pytest.raises(ValueError, match="temperature"):
         sn.set_temperature(0)
 

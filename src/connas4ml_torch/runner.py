@@ -69,6 +69,7 @@ SCHEMA: dict[str, Any] = {
         "max_steps_per_epoch": (int, None),
         "margin_quantile": (float, None),
         "arch_every": (int, 1),           # architecture update on every k-th step
+        "sampling": (str, "softmax"),     # softmax | gumbel | gumbel_hard
     },
     "export": {
         "enabled": (bool, True),
@@ -136,6 +137,9 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
     if data["task"] not in (None, "classification", "regression"):
         raise ConfigError("config key data.task: expected 'classification' or 'regression', got "
                           f"{data['task']!r}")
+    if out["schedule"]["sampling"] not in ("softmax", "gumbel", "gumbel_hard"):
+        raise ConfigError("config key schedule.sampling: expected softmax, gumbel or gumbel_hard, "
+                          f"got {out['schedule']['sampling']!r}")
     t = out["schedule"]["temperature"]
     if len(t) != 2 or not all(isinstance(v, (int, float)) and v > 0 for v in t):
         raise ConfigError(f"config key schedule.temperature: expected [start, end] > 0, got {t!r}")
@@ -421,6 +425,7 @@ def run(cfg: dict[str, Any], splits: Splits | None = None, cost_model=None) -> R
                        anneal_steps=max(1, (sch["epochs"] - sch["warmup_epochs"]) * steps_per_epoch
                                         // sch["arch_every"]),
                        margin_quantile=sch["margin_quantile"], arch_every=sch["arch_every"])
+    sn.set_sampling(sch["sampling"])
     opt = torch.optim.Adam(sn.weight_parameters(), sch["lr"])
     gen = torch.Generator().manual_seed(seed)
     vgen = torch.Generator().manual_seed(seed + 1)

@@ -30,7 +30,10 @@ class ArchControl:
     """How choice probabilities are computed; shared by every layer of one supernet.
 
     ``mode``: ``"softmax"`` (``softmax(alpha / tau)``), ``"gumbel"`` (Gumbel-softmax sample with
-    temperature ``tau``), or ``"argmax"`` (one-hot of the current argmax). ``fixed`` maps
+    temperature ``tau``), ``"gumbel_hard"`` (a one-hot sample in the forward pass, the soft
+    sample's gradient in the backward pass: every step trains one real architecture, and a
+    channel mask can no longer act as a learned gain), or ``"argmax"`` (one-hot of the current
+    argmax). ``fixed`` maps
     ``(layer, kind)`` to a forced choice index (used to evaluate one discrete network).
     """
 
@@ -45,8 +48,8 @@ class ArchControl:
                              alpha.numel()).to(alpha.dtype)
         if self.mode == "argmax":
             return F.one_hot(alpha.detach().argmax(), alpha.numel()).to(alpha.dtype)
-        if self.mode == "gumbel":
-            return F.gumbel_softmax(alpha, tau=self.temperature, hard=False)
+        if self.mode in ("gumbel", "gumbel_hard"):
+            return F.gumbel_softmax(alpha, tau=self.temperature, hard=self.mode == "gumbel_hard")
         return torch.softmax(alpha / self.temperature, dim=0)
 
 

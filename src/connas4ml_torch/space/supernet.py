@@ -207,9 +207,9 @@ class Supernet(nn.Module):
         self.control.temperature = float(tau)
 
     def set_sampling(self, mode: str) -> None:
-        """``"softmax"`` (deterministic relaxation), ``"gumbel"`` (sampled) or ``"argmax"``."""
-        if mode not in ("softmax", "gumbel", "argmax"):
-            raise ValueError(f"sampling must be softmax, gumbel or argmax, got {mode!r}")
+        """``"softmax"`` (relaxation), ``"gumbel"`` / ``"gumbel_hard"`` (sampled) or ``"argmax"``."""
+        if mode not in ("softmax", "gumbel", "gumbel_hard", "argmax"):
+            raise ValueError(f"sampling must be softmax, gumbel, gumbel_hard or argmax, got {mode!r}")
         self.control.mode = mode
 
     def probabilities(self) -> dict[str, dict[str, Tensor]]:
