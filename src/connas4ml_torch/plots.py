@@ -79,7 +79,7 @@ def plot_probabilities(history: Sequence[tuple[int, Mapping[str, Sequence[float]
         ax.legend(fontsize=6, ncol=2)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    fig.supxlabel("architecture step")
+    fig.supxlabel("training step")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
