@@ -91,6 +91,8 @@ def main() -> None:
     ap.add_argument("--budget-fraction", type=float, default=0.70,
                     help="hard LUT budget as a fraction of the baseline's predicted LUT")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sampling", choices=["softmax", "gumbel", "gumbel_hard"], default="softmax",
+                    help="how the supernet weighs its choices during the search")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     ood = quiet_domain_warnings()
@@ -146,7 +148,8 @@ def main() -> None:
     verdicts = []
     for name, kw in variants.items():
         res = search_run(calo_cnn, splits, space, cost, hls, epochs=ep, warmup_epochs=wu,
-                         batch=bs, seed=args.seed, device=device, limit=lim, lr=LR, **kw)
+                         batch=bs, seed=args.seed, device=device, limit=lim, lr=LR,
+                         sampling=args.sampling, **kw)
         model, search = res["model"], res["search"]
         mae = evaluate(model, *splits.test, "regression", batch=512)
         seed_all(args.seed + 7)

@@ -130,7 +130,8 @@ def search_run(factory, splits, space, cost, hls, *, budgets=None, tradeoff=None
                warmup_epochs: int, batch: int, seed: int, device, limit: int | None = None,
                lr: float = SCHEDULE["lr"], arch_lr: float = SCHEDULE["arch_lr"],
                dual_lr: float = SCHEDULE["dual_lr"], temperature=SCHEDULE["temperature"],
-               margin_quantile: float | None = None, arch_every: int = 1) -> dict[str, Any]:
+               margin_quantile: float | None = None, arch_every: int = 1,
+               sampling: str = "softmax") -> dict[str, Any]:
     """One search exactly as ``runner.run`` step 2, on ``device``; then ``derive()``.
 
     Returns ``{"model", "search", "search_s"}``; ``search_s`` covers building the supernet and
@@ -153,6 +154,7 @@ def search_run(factory, splits, space, cost, hls, *, budgets=None, tradeoff=None
                        temperature=tuple(temperature),
                        anneal_steps=max(1, (epochs - warmup_epochs) * steps // arch_every),
                        margin_quantile=margin_quantile, arch_every=arch_every)
+    sn.set_sampling(sampling)
     opt = torch.optim.Adam(sn.weight_parameters(), lr)
     gen = torch.Generator().manual_seed(seed)
     vgen = torch.Generator().manual_seed(seed + 1)

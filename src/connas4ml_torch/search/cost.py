@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from connas4ml_torch.hardware.config import HLSConfig
 from connas4ml_torch.hardware.layerspec import LayerSpec
+from connas4ml_torch.space.layers import choice_argmax
 
 __all__ = ["RESOURCES", "Variable", "LayerTable", "CostTables", "canonical_resource"]
 
@@ -212,7 +213,7 @@ class CostTables:
     def argmax_choice(self) -> dict[int, int]:
         """The argmax index of every variable (one host transfer for all of them)."""
         alphas = [var.alpha for var in self.variables if var.alpha is not None]
-        idx = iter(torch.stack([a.detach().argmax() for a in alphas]).tolist() if alphas else [])
+        idx = iter(torch.stack([choice_argmax(a) for a in alphas]).tolist() if alphas else [])
         return {v: (next(idx) if var.alpha is not None else 0) for v, var in enumerate(self.variables)}
 
     def cost_at(self, choice: dict[int, int], upper: bool = False) -> Tensor:

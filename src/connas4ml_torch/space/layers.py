@@ -20,7 +20,8 @@ from torch import Tensor, nn
 
 from connas4ml_torch.quant import fake_quant, log2_threshold_for, mixed_fake_quant
 
-__all__ = ["ArchControl", "SearchableAct", "SearchableLinear", "SearchableConv", "ARCH_PREFIX"]
+__all__ = ["ArchControl", "SearchableAct", "SearchableLinear", "SearchableConv", "ARCH_PREFIX",
+           "choice_argmax"]
 
 ARCH_PREFIX = "alpha_"  # architecture parameters are the parameters whose name starts with this
 
@@ -47,10 +48,21 @@ class ArchControl:
             return F.one_hot(torch.tensor(self.fixed[key], device=alpha.device),
                              alpha.numel()).to(alpha.dtype)
         if self.mode == "argmax":
-            return F.one_hot(alpha.detach().argmax(), alpha.numel()).to(alpha.dtype)
+            return F.one_hot(choice_argmax(alpha), alpha.numel()).to(alpha.dtype)
         if self.mode in ("gumbel", "gumbel_hard"):
             return F.gumbel_softmax(alpha, tau=self.temperature, hard=self.mode == "gumbel_hard")
         return torch.softmax(alpha / self.temperature, dim=0)
+
+
+def choice_argmax(alpha: Tensor) -> Tensor:
+    """Index of the largest logit; ties go to the LAST choice (the widest / most precise).
+
+    Logits start equal, so a plain argmax would pick the smallest network of the space for any
+    choice the search has not moved yet; the largest is the accuracy-first default, and a budget
+    then steps it down (dual ascent, repair).
+    """
+    a = alpha.detach()
+    return a.numel() - 1 - torch.flip(a, (0,)).argmax()
 
 
 def _arch_param(n: int) -> nn.Parameter | None:

@@ -18,6 +18,7 @@ from connas4ml_torch.space.layers import (
     SearchableLinear,
     _Searchable,
     _SearchableWeight,
+    choice_argmax,
 )
 from connas4ml_torch.space.spec import INPUT, SearchSpace
 from connas4ml_torch.space.trace import Graph, trace_graph
@@ -229,7 +230,7 @@ class Supernet(nn.Module):
             arch = mod.arch()
             for kind, values in mod.choice_values().items():
                 alpha = arch.get(kind)
-                idx = int(alpha.detach().argmax()) if alpha is not None else 0
+                idx = int(choice_argmax(alpha)) if alpha is not None else 0
                 out.setdefault(name, {})[kind] = values[idx]
         return out
 
