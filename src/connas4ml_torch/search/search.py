@@ -86,6 +86,9 @@ class Search:
             point prediction, for a safety margin.
         arch_every: update the architecture on every k-th ``arch_step`` call only (the others
             return at once): cheaper searches, at the price of fewer architecture updates.
+        argmax_in_dual: the multipliers follow max(expected, argmax) cost (default), so the
+            network ``derive()`` returns is pushed inside the budget and seldom needs repair;
+            ``False``: the expected cost alone (the plain Lagrangian relaxation).
     """
 
     def __init__(self, supernet, cost_model, hls: HLSConfig | None = None,
@@ -93,7 +96,7 @@ class Search:
                  *, arch_lr: float = 3e-3, dual_lr: float = 0.05, warmup_steps: int = 0,
                  temperature: tuple[float, float] = (1.0, 1.0), anneal_steps: int | None = None,
                  margin_quantile: float | None = None, example_input: Tensor | None = None,
-                 arch_every: int = 1):
+                 arch_every: int = 1, argmax_in_dual: bool = True):
         if supernet.graph is None:
             if example_input is None:
                 raise RuntimeError("Search needs the supernet's structure: pass example_input "
@@ -117,6 +120,7 @@ class Search:
         if isinstance(arch_every, bool) or not isinstance(arch_every, int) or arch_every < 1:
             raise ValueError(f"arch_every must be a positive int, got {arch_every!r}")
         self.arch_every = arch_every
+        self.argmax_in_dual = bool(argmax_in_dual)
         self.warmup_steps = int(warmup_steps)
         self.tau_start, self.tau_end = (float(t) for t in temperature)
         self.anneal_steps = anneal_steps
@@ -216,10 +220,11 @@ class Search:
             # the multipliers answer to the larger of the expected and the argmax cost: the
             # relaxation may fit the budget while its argmax does not (HardCoRe-NAS), and it is
             # the argmax that derive() returns
-            a = self.tables.cost_at(self.tables.argmax_choice())
+            a = self.tables.cost_at(self.tables.argmax_choice()) if self.argmax_in_dual else None
             for r, b in self.budgets.items():
                 i = self.resources.index(r)
-                g = (max(float(e[i]), float(a[i])) - b) / max(b, 1.0)
+                c = max(float(e[i]), float(a[i])) if self.argmax_in_dual else float(e[i])
+                g = (c - b) / max(b, 1.0)
                 self.lambdas[i] = torch.clamp(self.lambdas[i] + self.dual_lr * g, min=0.0)
         self.arch_steps += 1
         self._anneal()
