@@ -11,7 +11,6 @@ builds with real Brevitas layers; the equality is the central test of this packa
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -255,7 +254,3 @@ def padding_for(kernel: int, full_padding, full_kernel: int):
     if kernel == full_kernel:
         return full_padding
     return "same" if full_padding == "same" else kernel // 2
-
-
-def n_params(module: nn.Module) -> int:
-    return sum(math.prod(p.shape) for p in module.parameters())

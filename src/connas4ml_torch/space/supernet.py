@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import Iterator
 from typing import Any
 
@@ -304,8 +303,3 @@ def searchable(model: nn.Module, space: SearchSpace | dict[str, Any] | None = No
     elif isinstance(space, dict):
         space = SearchSpace(**space)
     return Supernet(model, space, example_input)
-
-
-def clone_structure(module: nn.Module) -> nn.Module:
-    """Deep copy of a module tree (the shared ArchControl is copied once per copy)."""
-    return copy.deepcopy(module)
