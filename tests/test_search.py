@@ -41,6 +41,16 @@ SPACE = dict(width={"0": [8, 16, 32, 64], "2": [8, 16, 32]}, weight_bits=[2, 3, 
              act_bits=[3, 4, 6, 8])
 
 
+def one_step(search, sn, opt, x, y, step: int) -> None:
+    """Architecture step on a validation batch, then a weight step on a training batch."""
+    i = (step * 64) % 1024
+    xb, yb, xv, yv = x[i:i + 64], y[i:i + 64], x[1024 + i:1088 + i], y[1024 + i:1088 + i]
+    search.arch_step(lambda: F.cross_entropy(sn(xv), yv))
+    opt.zero_grad()
+    F.cross_entropy(sn(xb), yb).backward()
+    opt.step()
+
+
 def run_search(seed: int, constraints=None, weights=None, steps: int = 120, cost_model=None,
                checkpoint_at: int | None = None, **kw):
     torch.manual_seed(seed)
@@ -54,12 +64,7 @@ def run_search(seed: int, constraints=None, weights=None, steps: int = 120, cost
     for step in range(steps):
         if checkpoint_at is not None and step == checkpoint_at:
             saved = copy.deepcopy({"search": search.state_dict(), "opt": opt.state_dict()})
-        i = (step * 64) % 1024
-        xb, yb, xv, yv = x[i:i + 64], y[i:i + 64], x[1024 + i:1088 + i], y[1024 + i:1088 + i]
-        search.arch_step(lambda xv=xv, yv=yv: F.cross_entropy(sn(xv), yv))
-        opt.zero_grad()
-        F.cross_entropy(sn(xb), yb).backward()
-        opt.step()
+        one_step(search, sn, opt, x, y, step)
     return search, x, saved
 
 
@@ -131,12 +136,7 @@ def test_resume_equals_uninterrupted_run(cost):
     resumed.load_state_dict(saved["search"])
     opt.load_state_dict(saved["opt"])
     for step in range(25, 50):
-        i = (step * 64) % 1024
-        xb, yb, xv, yv = x[i:i + 64], y[i:i + 64], x[1024 + i:1088 + i], y[1024 + i:1088 + i]
-        resumed.arch_step(lambda xv=xv, yv=yv: F.cross_entropy(sn(xv), yv))
-        opt.zero_grad()
-        F.cross_entropy(sn(xb), yb).backward()
-        opt.step()
+        one_step(resumed, sn, opt, x, y, step)
     assert resumed.supernet.choices() == full.supernet.choices()
     for (n, a), (_, b) in zip(full.supernet.state_dict().items(), sn.state_dict().items()):
         assert torch.allclose(a.float(), b.float(), atol=1e-6), n

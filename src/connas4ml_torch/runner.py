@@ -171,15 +171,21 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
-    """Read and validate a YAML config file."""
+def read_yaml(path: str | Path, error: type[Exception] = ConfigError) -> Any:
+    """A YAML file's content; a missing file or bad YAML is an error that names the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+        raise error(f"{path}: not valid YAML ({exc})") from None
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read and validate a YAML config file."""
+    path = Path(path)
+    raw = read_yaml(path, ConfigError)
     if isinstance(raw, dict):
         raw.setdefault("config_dir", str(path.resolve().parent))
     try:

@@ -881,6 +881,26 @@ def read_reports(path: str | Path, progress: bool = True) -> pd.DataFrame:
     return df
 
 
+
+def _ntorc_rows(res_path: Path, lat_path: Path, renames: dict[str, str], n_out: str,
+                reuse: str) -> pd.DataFrame:
+    """One N-TORC resource table joined with its latency table on the layer's feature tuple.
+
+    The tables are means over identical feature tuples ("collapsed"): join on the tuple, not on
+    model_number (each table kept its own representative model).
+    """
+    res = pd.read_csv(res_path)
+    lat = pd.read_csv(lat_path).rename(columns=renames)
+    key = ["n_inputs_resources", "sequence_length_resource", n_out, reuse]
+    t = res.merge(lat[key + ["latency_min", "latency_max"]].groupby(key, as_index=False).mean(),
+                  on=key, how="left")
+    return pd.DataFrame({
+        "n_in": t["n_inputs_resources"], "n_out": t[n_out], "seq": t["sequence_length_resource"],
+        "reuse_factor": t[reuse], "BRAM_18K": t["bram_18k"], "LUT": t["lut"], "FF": t["ff"],
+        "DSP": t["dsp48e"], "lat_best": t["latency_min"], "lat_worst": t["latency_max"],
+        "report": str(res_path),
+    })
+
 def read_ntorc_tables(path: str | Path) -> pd.DataFrame:
     """N-TORC (FCCM 2025) per-layer cost tables as layer rows in :func:`read_reports`' columns.
 
@@ -900,45 +920,21 @@ def read_ntorc_tables(path: str | Path) -> pd.DataFrame:
               "tool_version": "2019.1", "part": "xczu7ev-ffvc1156-2-e", "family": "zynquplus",
               "dsp_type": "DSP48E2", "clk_target_ns": 4.0, "strategy": "Resource",
               "io_type": "io_parallel", "weight_bits": 16, "input_bits": 16, "result_bits": 16}
-    # the tables are means over identical feature tuples ("collapsed"): join on the tuple, not on
-    # model_number (each table kept its own representative model)
-    res = pd.read_csv(d / "dense_resources_collapsed.csv")
-    lat = pd.read_csv(d / "dense_latency_collapsed.csv").rename(columns={
-        "n_inputs_latency": "n_inputs_resources", "sequence_length_latency": "sequence_length_resource",
-        "dense_size_latency": "dense_size_resource",
-        "correct_reuse_factor_dense_latency": "correct_reuse_factor_dense_resource"})
-    key = ["n_inputs_resources", "sequence_length_resource", "dense_size_resource",
-           "correct_reuse_factor_dense_resource"]
-    dense = res.merge(lat[key + ["latency_min", "latency_max"]].groupby(key, as_index=False).mean(),
-                      on=key, how="left")
-    dense_rows = pd.DataFrame({
-        "n_in": dense["n_inputs_resources"], "n_out": dense["dense_size_resource"],
-        "seq": dense["sequence_length_resource"],
-        "reuse_factor": dense["correct_reuse_factor_dense_resource"],
-        "BRAM_18K": dense["bram_18k"], "LUT": dense["lut"], "FF": dense["ff"],
-        "DSP": dense["dsp48e"], "lat_best": dense["latency_min"], "lat_worst": dense["latency_max"],
-        "report": str(d / "dense_resources_collapsed.csv"),
-    })
+    dense_rows = _ntorc_rows(
+        d / "dense_resources_collapsed.csv", d / "dense_latency_collapsed.csv",
+        {"n_inputs_latency": "n_inputs_resources", "sequence_length_latency": "sequence_length_resource",
+         "dense_size_latency": "dense_size_resource",
+         "correct_reuse_factor_dense_latency": "correct_reuse_factor_dense_resource"},
+        n_out="dense_size_resource", reuse="correct_reuse_factor_dense_resource")
     dense_rows["layer_type"] = ["Dense" if s <= 1 else "Conv1D" for s in dense_rows["seq"]]
     dense_rows["kernel"] = [() if s <= 1 else (1,) for s in dense_rows["seq"]]
     dense_rows["out_size"] = [() if s <= 1 else (int(s),) for s in dense_rows["seq"]]
-    cres = pd.read_csv(d / "collapsed_conv_resources.csv")
-    clat = pd.read_csv(d / "conv_latency_collapsed.csv").rename(columns={
-        "n_inputs_latency": "n_inputs_resources", "cnn_filters_latency": "cnn_filters_resources",
-        "sequence_length_latency": "sequence_length_resource",
-        "correct_reuse_factor_latency": "correct_reuse_factor_resource"})
-    key = ["n_inputs_resources", "cnn_filters_resources", "sequence_length_resource",
-           "correct_reuse_factor_resource"]
-    conv = cres.merge(clat[key + ["latency_min", "latency_max"]].groupby(key, as_index=False).mean(),
-                      on=key, how="left")
-    conv_rows = pd.DataFrame({
-        "n_in": conv["n_inputs_resources"], "n_out": conv["cnn_filters_resources"],
-        "seq": conv["sequence_length_resource"],
-        "reuse_factor": conv["correct_reuse_factor_resource"],
-        "BRAM_18K": conv["bram_18k"], "LUT": conv["lut"], "FF": conv["ff"], "DSP": conv["dsp48e"],
-        "lat_best": conv["latency_min"], "lat_worst": conv["latency_max"],
-        "report": str(d / "collapsed_conv_resources.csv"),
-    })
+    conv_rows = _ntorc_rows(
+        d / "collapsed_conv_resources.csv", d / "conv_latency_collapsed.csv",
+        {"n_inputs_latency": "n_inputs_resources", "cnn_filters_latency": "cnn_filters_resources",
+         "sequence_length_latency": "sequence_length_resource",
+         "correct_reuse_factor_latency": "correct_reuse_factor_resource"},
+        n_out="cnn_filters_resources", reuse="correct_reuse_factor_resource")
     conv_rows["layer_type"] = "Conv1D"
     conv_rows["kernel"] = [(3,)] * len(conv_rows)
     conv_rows["out_size"] = [(int(s),) for s in conv_rows["seq"]]

@@ -174,15 +174,10 @@ class SweepConfig:
 
 def load_config(path: str | os.PathLike) -> SweepConfig:
     """Read and validate a sweep YAML file (relative paths are relative to its folder)."""
-    import yaml
+    from connas4ml_torch.runner import read_yaml
 
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"sweep config {str(p)!r} not found")
-    try:
-        d = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{p}: not valid YAML ({exc})") from None
+    d = read_yaml(p, ValueError)
     try:
         return SweepConfig.from_dict(d or {}, p.resolve().parent)
     except ValueError as exc:
