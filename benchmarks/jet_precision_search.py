@@ -283,6 +283,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--arch-every", type=int, default=1,
                     help="architecture update on every k-th step (Search(arch_every=k))")
+    ap.add_argument("--sampling", choices=["softmax", "gumbel", "gumbel_hard", "reinforce", "auto"],
+                    default="softmax", help="how the supernet weighs its choices in the search")
     ap.add_argument("--jobs", type=int, default=1, help="processes generating jets (full size)")
     ap.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (0: torch default)")
     ap.add_argument("--no-write", action="store_true")
@@ -329,7 +331,7 @@ def main() -> None:
             print(f"uniform 8-bit QAT: accuracy {acc_q8:.4f} ({qat_s:.1f} s)", flush=True)
         res = search_run(jet_mlp, splits, space, cost, hls, budgets={"LUT": budget}, epochs=ep,
                          warmup_epochs=wu, batch=bs, seed=args.seed, device=device,
-                         arch_every=args.arch_every)
+                         arch_every=args.arch_every, sampling=args.sampling)
         model, search = res["model"], res["search"]
         acc = evaluate(model, *splits.test, "classification")
         pred = dict(search.chosen_resources)
@@ -387,7 +389,8 @@ def main() -> None:
     note = (
         f"\nJet MLP 16-64-32-32-5, size `{args.size}` ({len(splits.train[1])} train / "
         f"{n_test} test jets), device {device}{threads}, {ep} epochs (search: {wu} warm-up) + {ft} "
-        f"fine-tune epochs, batch {bs}, architecture update every {args.arch_every} step(s). "
+        f"fine-tune epochs, batch {bs}, architecture update every {args.arch_every} step(s), "
+        f"sampling {args.sampling}. "
         f"Space: weight and activation bits 2..8 per layer"
         f"{' and widths' if args.widths else ''}; hls4ml Vitis xcvu13p io_parallel Latency RF 1; "
         f"default cost model. Baselines: float {acc_float:.4f}; uniform 8-bit QAT {acc_q8:.4f} "

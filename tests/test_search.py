@@ -231,3 +231,27 @@ def test_arch_every_updates_the_architecture_on_every_kth_step_only(cost):
     assert calls == [3, 6, 9] and s.arch_steps == 3
     with pytest.raises(ValueError, match="arch_every"):
         cn.Search(sn, cost, HLS, arch_every=0)
+
+
+@pytest.mark.parametrize("mode", ["reinforce", "auto"])
+@pytest.mark.parametrize("target,expected", [(8.0, 8), (2.0, 2)])
+def test_reinforce_moves_the_architecture_towards_the_better_network(cost, target, expected, mode):
+    """Every channel of fc1 adds one to the output: the loss (out - target)^2 names the best
+    width, and the score-function estimate alone (weights frozen) must find it."""
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    with torch.no_grad():
+        net[0].weight.fill_(0.25)
+        net[0].bias.zero_()
+        net[2].weight.fill_(1.0)
+        net[2].bias.zero_()
+    x = torch.ones(16, 4)
+    sn = cn.searchable(net, cn.SearchSpace(width={"0": [2, 4, 8]}, weight_bits=[8], act_bits=[8]),
+                       example_input=x)
+    sn.set_sampling(mode)
+    search = cn.Search(sn, cost, HLS, arch_lr=0.1)
+    torch.manual_seed(0)
+    for _ in range(60):
+        stats = search.arch_step(lambda: ((sn(x) - target) ** 2).mean())
+    assert sn.choices()["0"]["width"] == expected
+    assert float(sn.probabilities()["0"]["width"].max()) > 0.8
+    assert stats["task_loss"] >= 0

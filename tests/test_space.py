@@ -313,6 +313,16 @@ def worker(rank, world, port, out):
         opt.zero_grad()
         F.cross_entropy(model(x), y).backward()
         opt.step()
+    # architecture steps: each rank scores its own batch and its own sampled networks, and
+    # Search averages the architecture gradients over the processes
+    sn.set_sampling("reinforce")
+    search = cn.Search(sn, cn.ResourceModel.default(), cn.HLSConfig(), arch_lr=0.1)
+    for _ in range(3):
+        x, y = torch.randn(16, 16), torch.randint(0, 5, (16,))
+        search.arch_step(lambda: F.cross_entropy(sn(x), y))
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
     flat = torch.cat([p.detach().flatten() for p in sn.parameters()])
     gathered = [torch.zeros_like(flat) for _ in range(world)]
     dist.all_gather(gathered, flat)
@@ -330,7 +340,7 @@ if __name__ == "__main__":
 
 
 def test_supernet_under_ddp_gloo(tmp_path):
-    """Two gloo processes train the supernet under DDP; replicas stay identical.
+    """Two gloo processes train the supernet under DDP, then search it; replicas stay identical.
 
     Run in a fresh interpreter (not spawned from the test process) with a bounded wait.
     """
@@ -376,3 +386,44 @@ def test_untouched_choices_default_to_the_largest():
     sn = cn.searchable(jet_mlp(), mlp_space(), example_input=torch.randn(4, 16))
     assert sn.choices()["0"] == {"width": 64, "weight_bits": 8}
     assert sn.choices()["1"] == {"bits": 8}
+
+
+def test_reinforce_sampling_runs_one_drawn_network_and_ties_share_the_draw():
+    x = torch.randn(64, 8)
+    space = cn.SearchSpace(width={"inp": [16, 32], "blocks.0": [16, 32], "blocks.1": [8, 32]},
+                           weight_bits=[4, 8], act_bits=[4, 8])
+    sn = cn.searchable(CustomForward(), space, example_input=x).eval()
+    _random_arch(sn, 2)
+    sn.set_sampling("reinforce")
+    torch.manual_seed(0)
+    drawn = set()
+    for _ in range(12):
+        with torch.no_grad():
+            y = sn(x)
+        s = sn.control.samples
+        # inp and blocks.0 meet in an add: one logit vector, one draw
+        assert s[("inp", "width")][1] == s[("blocks.0", "width")][1]
+        choices: dict[str, dict[str, int]] = {}
+        for (layer, kind), (alpha, i) in s.items():
+            assert alpha is sn.searchable_modules()[layer].arch()[kind]
+            choices.setdefault(layer, {})[kind] = sn.searchable_modules()[layer].choice_values()[kind][int(i)]
+        drawn.add(tuple(sorted((k, tuple(sorted(v.items()))) for k, v in choices.items())))
+        sn.set_sampling("softmax")
+        with torch.no_grad(), sn.fixed(choices):
+            assert torch.equal(y, sn(x))  # the forward pass was exactly that one network
+        sn.set_sampling("reinforce")
+    assert len(drawn) > 1  # and a fresh network is drawn on every pass
+    sn.train()
+    sn(x).sum().backward()  # a zero gradient reaches the logits: Search scores the draws instead
+    assert all(p.grad is not None and not p.grad.any() for p in sn.arch_parameters())
+
+
+def test_auto_sampling_draws_widths_and_relaxes_bits():
+    sn = cn.searchable(jet_mlp(), mlp_space(), example_input=torch.randn(64, 16))
+    _random_arch(sn, 4)
+    sn.set_sampling("auto")
+    sn(torch.randn(8, 16)).sum().backward()
+    assert {kind for _, kind in sn.control.samples} == {"width"}
+    mods = sn.searchable_modules()
+    assert mods["0"].alpha_weight_bits.grad.abs().sum() > 0  # relaxed: a real gradient
+    assert not mods["0"].alpha_width.grad.any()  # sampled: scored by Search instead

@@ -22,6 +22,11 @@ import torch.nn.functional as F
 import yaml
 from torch import Tensor, nn
 
+from connas4ml_torch.space.supernet import SAMPLING_MODES
+
+# argmax is for evaluating one network, not for a search
+SEARCH_SAMPLING = tuple(m for m in SAMPLING_MODES if m != "argmax")
+
 __all__ = ["ConfigError", "validate_config", "load_config", "run", "RunResult", "DEFAULTS",
            "save_derived", "load_derived"]
 
@@ -69,7 +74,7 @@ SCHEMA: dict[str, Any] = {
         "max_steps_per_epoch": (int, None),
         "margin_quantile": (float, None),
         "arch_every": (int, 1),           # architecture update on every k-th step
-        "sampling": (str, "softmax"),     # softmax | gumbel | gumbel_hard
+        "sampling": (str, "softmax"),     # softmax | gumbel | gumbel_hard | reinforce | auto
     },
     "export": {
         "enabled": (bool, True),
@@ -137,9 +142,9 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
     if data["task"] not in (None, "classification", "regression"):
         raise ConfigError("config key data.task: expected 'classification' or 'regression', got "
                           f"{data['task']!r}")
-    if out["schedule"]["sampling"] not in ("softmax", "gumbel", "gumbel_hard"):
-        raise ConfigError("config key schedule.sampling: expected softmax, gumbel or gumbel_hard, "
-                          f"got {out['schedule']['sampling']!r}")
+    if out["schedule"]["sampling"] not in SEARCH_SAMPLING:
+        raise ConfigError("config key schedule.sampling: expected one of "
+                          f"{', '.join(SEARCH_SAMPLING)}, got {out['schedule']['sampling']!r}")
     t = out["schedule"]["temperature"]
     if len(t) != 2 or not all(isinstance(v, (int, float)) and v > 0 for v in t):
         raise ConfigError(f"config key schedule.temperature: expected [start, end] > 0, got {t!r}")

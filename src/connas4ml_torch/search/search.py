@@ -6,6 +6,10 @@ Hard budgets use Lagrangian relaxation with dual ascent (no penalty weight to tu
 Trade-off mode adds ``sum_r w_r E[R_r] / R_r(widest)`` with fixed user weights. Before any
 training the cheapest network of the space is checked against the budgets; ``derive()`` takes
 the argmax and repairs it until it fits (HardCoRe-NAS: the argmax of a relaxation can break it).
+The task loss reaches the architecture through the supernet's relaxation (first-order DARTS) or,
+with ``supernet.set_sampling("reinforce")``, through a score-function estimate that compares two
+sampled networks (see ``Search._reinforce``); ``"auto"`` samples the widths that way and keeps
+the bit widths and kernel sizes relaxed.
 """
 
 from __future__ import annotations
@@ -187,7 +191,8 @@ class Search:
     def arch_step(self, closure: Callable[[], Tensor]) -> dict[str, float]:
         """One architecture update on a validation batch (first-order DARTS), then dual ascent.
 
-        ``closure()`` returns the task loss of the supernet on a validation batch. Only the
+        ``closure()`` returns the task loss of the supernet on a validation batch (called twice,
+        without gradients, under ``"reinforce"`` sampling). Only the
         architecture parameters receive gradients here; weight gradients are left untouched.
         During warm-up the closure is not called and nothing changes but the step count.
         """
@@ -196,21 +201,26 @@ class Search:
             return {"step": self.step, "warmup": 1.0}
         if (self.step - self.warmup_steps - 1) % self.arch_every:
             return {"step": self.step, "skipped": 1.0}
-        task = closure()
-        if not isinstance(task, Tensor) or task.dim() != 0:
-            raise TypeError("arch_step: the closure must return a scalar loss tensor")
-        if not torch.isfinite(task):
-            raise FloatingPointError(
-                f"arch_step: the validation loss is {float(task)} at step {self.step}; the "
-                "architecture was not updated. Lower the learning rates or check the data."
-            )
+        mode = self.supernet.control.mode
+        if mode == "reinforce" or (mode == "auto" and self._has_widths):
+            task, objective = self._reinforce(closure, relaxed=mode == "auto")
+        else:
+            task = objective = self._checked(closure())
         e = self.tables.expected(self.supernet.temperature)
-        total = task + self.resource_loss(e)
+        total = objective + self.resource_loss(e)
         params = self.supernet.arch_parameters()
         grads = torch.autograd.grad(total, params, allow_unused=True)
         if any(g is not None and not torch.isfinite(g).all() for g in grads):
             raise FloatingPointError(f"arch_step: non-finite architecture gradient at step "
                                      f"{self.step}; the architecture was not updated")
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # one architecture for all replicas: average the processes' gradients (each scored
+            # its own validation batch, and under "reinforce" its own sampled networks)
+            world = torch.distributed.get_world_size()
+            for g in grads:
+                if g is not None:
+                    torch.distributed.all_reduce(g)
+                    g.div_(world)
         for p, g in zip(params, grads):
             p.grad = g
         self.arch_optimizer.step()
@@ -237,6 +247,60 @@ class Search:
                 f"{layer}.{kind}": p.tolist()
                 for layer, kinds in self.supernet.probabilities().items() for kind, p in kinds.items()}))
         return stats
+
+    def _checked(self, task: Any) -> Tensor:
+        if not isinstance(task, Tensor) or task.dim() != 0:
+            raise TypeError("arch_step: the closure must return a scalar loss tensor")
+        if not torch.isfinite(task):
+            raise FloatingPointError(
+                f"arch_step: the validation loss is {float(task)} at step {self.step}; the "
+                "architecture was not updated. Lower the learning rates or check the data."
+            )
+        return task
+
+    @property
+    def _has_widths(self) -> bool:
+        return any(m.arch().get("width") is not None
+                   for m in self.supernet.searchable_modules().values())
+
+    def _reinforce(self, closure: Callable[[], Tensor], relaxed: bool = False
+                   ) -> tuple[Tensor, Tensor]:
+        """Score-function gradient from two networks sampled on the same validation batch.
+
+        The relaxations (softmax, Gumbel) differentiate the loss through the channel masks, so
+        a mask acts as a gain: on small data the gradient then rewards shrinking any channel
+        (the validation loss likes smaller weights) and widths collapse whatever they are
+        worth. Here two whole networks ``a, b ~ p`` are compared by their losses (leave-one-out
+        REINFORCE, as TuNAS): ``(L_a - L_b) / 2 * grad(log p(a) - log p(b))``, unbiased for
+        ``grad E_p[L]``; the shared batch cancels most of its own noise. The difference is taken
+        relative to the pair's mean loss, so it weighs like the relative resource terms.
+        ``relaxed`` (sampling ``"auto"``): only the widths are sampled; the other choices stay
+        relaxed and also get the gradient of the pair's mean loss.
+        """
+        ctl = self.supernet.control
+        drawn, losses = [], []
+        with torch.set_grad_enabled(relaxed):
+            for _ in range(2):
+                ctl.samples.clear()
+                losses.append(self._checked(closure()))
+                # one entry per logit vector: tied layers made one draw
+                drawn.append({id(a): (a, i) for a, i in ctl.samples.values()})
+        tau = self.supernet.temperature
+        relaxed_mean = 0.5 * (losses[0] + losses[1])
+        losses = [x.detach() for x in losses]
+
+        def log_prob(sample: dict[int, tuple[Tensor, Tensor]]) -> Tensor:
+            return sum((torch.log_softmax(a / tau, dim=0)[i] for a, i in sample.values()),
+                       losses[0].new_zeros(()))
+
+        mean = 0.5 * (losses[0] + losses[1])
+        # relative difference: the loss shrinks by orders of magnitude during training, and the
+        # Adam state would otherwise keep the scale of the first steps for a thousand more
+        adv = (losses[0] - losses[1]) / mean.abs().clamp_min(1e-12)
+        objective = 0.5 * adv * (log_prob(drawn[0]) - log_prob(drawn[1]))
+        if relaxed:
+            objective = objective + relaxed_mean
+        return mean, objective
 
     def choice_values(self) -> dict[str, tuple[int, ...]]:
         """``{"layer.kind": candidate values}`` of every searched choice."""

@@ -32,14 +32,18 @@ class ArchControl:
     ``mode``: ``"softmax"`` (``softmax(alpha / tau)``), ``"gumbel"`` (Gumbel-softmax sample with
     temperature ``tau``), ``"gumbel_hard"`` (a one-hot sample in the forward pass, the soft
     sample's gradient in the backward pass: every step trains one real architecture, and a
-    channel mask can no longer act as a learned gain), or ``"argmax"`` (one-hot of the current
-    argmax). ``fixed`` maps
-    ``(layer, kind)`` to a forced choice index (used to evaluate one discrete network).
+    channel mask can no longer act as a learned gain), ``"reinforce"`` (a one-hot sample of
+    ``softmax(alpha / tau)`` with no gradient; ``samples`` keeps ``(logits, drawn index)`` so that
+    ``Search`` can score whole sampled networks against each other), ``"auto"`` (``"reinforce"``
+    for widths, ``"softmax"`` for every other choice), or ``"argmax"`` (one-hot
+    of the current argmax). ``fixed`` maps ``(layer, kind)`` to a forced choice index (used to
+    evaluate one discrete network).
     """
 
     temperature: float = 1.0
     mode: str = "softmax"
     fixed: dict[tuple[str, str], int] = field(default_factory=dict)
+    samples: dict[tuple[str, str], tuple[Tensor, Tensor]] = field(default_factory=dict)
 
     def probs(self, alpha: Tensor, layer: str, kind: str) -> Tensor:
         key = (layer, kind)
@@ -48,6 +52,16 @@ class ArchControl:
                              alpha.numel()).to(alpha.dtype)
         if self.mode == "argmax":
             return F.one_hot(choice_argmax(alpha), alpha.numel()).to(alpha.dtype)
+        if self.mode == "reinforce" or (self.mode == "auto" and kind == "width"):
+            # layers tied to one choice (residual adds) share the logits and so the draw
+            p = torch.softmax(alpha / self.temperature, dim=0)
+            i = next((j for a, j in self.samples.values() if a is alpha), None)
+            if i is None:  # the index stays a tensor: no device sync per layer
+                i = torch.multinomial(p.detach(), 1)[0]
+            self.samples[key] = (alpha, i)
+            # "+ 0 * p": a zero gradient still reaches the logits, as DistributedDataParallel
+            # expects of every parameter it holds (no find_unused_parameters needed)
+            return F.one_hot(i, alpha.numel()).to(alpha.dtype) + 0.0 * p
         if self.mode in ("gumbel", "gumbel_hard"):
             return F.gumbel_softmax(alpha, tau=self.temperature, hard=self.mode == "gumbel_hard")
         return torch.softmax(alpha / self.temperature, dim=0)

@@ -28,6 +28,8 @@ __all__ = ["Supernet", "searchable"]
 _PASSIVE = (nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.Flatten,
             nn.Identity, nn.Dropout, nn.Unflatten, nn.AvgPool1d, nn.AvgPool2d)
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+# how the supernet weighs its choices in a forward pass (ArchControl.mode)
+SAMPLING_MODES = ("softmax", "gumbel", "gumbel_hard", "reinforce", "auto", "argmax")
 SUPPORTED = "nn.Linear, nn.Conv1d, nn.Conv2d, nn.ReLU, max/avg pooling, nn.Flatten, nn.Dropout, nn.Identity"
 
 
@@ -108,6 +110,7 @@ class Supernet(nn.Module):
         return self._body(x)
 
     def _body(self, x: Tensor) -> Tensor:
+        self.control.samples.clear()  # "reinforce": one fresh network per forward pass
         return self.net(self.input_quant(x))
 
     def searchable_modules(self) -> dict[str, _Searchable]:
@@ -207,9 +210,10 @@ class Supernet(nn.Module):
         self.control.temperature = float(tau)
 
     def set_sampling(self, mode: str) -> None:
-        """``"softmax"`` (relaxation), ``"gumbel"`` / ``"gumbel_hard"`` (sampled) or ``"argmax"``."""
-        if mode not in ("softmax", "gumbel", "gumbel_hard", "argmax"):
-            raise ValueError(f"sampling must be softmax, gumbel, gumbel_hard or argmax, got {mode!r}")
+        """``"softmax"`` (relaxation), ``"gumbel"`` / ``"gumbel_hard"`` / ``"reinforce"`` (sampled),
+        ``"auto"`` (widths sampled, the rest relaxed) or ``"argmax"``."""
+        if mode not in SAMPLING_MODES:
+            raise ValueError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {mode!r}")
         self.control.mode = mode
 
     def probabilities(self) -> dict[str, dict[str, Tensor]]:
