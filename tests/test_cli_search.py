@@ -74,7 +74,7 @@ def _bad(**changes):
     (_bad(budgets={"LUTS": 10}), r"budgets\.LUTS: unknown resource"),
     (_bad(space__weight_bits=[1, 4]), r"space: .*bit width 1 outside"),
     (_bad(schedule__temperature=[1.0]), r"schedule\.temperature: expected \[start, end\]"),
-    (_bad(schedule__sampling="hard"), r"schedule\.sampling: expected softmax, gumbel"),
+    (_bad(schedule__sampling="hard"), r"schedule\.sampling: expected one of softmax, gumbel"),
 ])
 def test_invalid_configs_give_documented_errors(cfg, message):
     with pytest.raises(ConfigError, match=message):
