@@ -132,6 +132,7 @@ def test_gradients_reach_every_architecture_parameter():
     for _name, factory, space, shape in CASES:
         x = torch.randn(*shape)
         sn = cn.searchable(factory(), space(), example_input=x)
+        sn.set_sampling("softmax")  # the relaxation: every choice on the gradient path
         _random_arch(sn, 0)
         sn(x).square().mean().backward()
         names = [n for n, _ in sn.named_arch_parameters()]
@@ -277,7 +278,10 @@ def test_state_dict_round_trip():
     assert other.choices() == sn.choices()
     sn.eval()
     other.eval()
-    assert torch.equal(sn(x), other(x))
+    torch.manual_seed(0)  # the default sampling ("auto") draws the widths: draw the same ones
+    a = sn(x)
+    torch.manual_seed(0)
+    assert torch.equal(a, other(x))
 
 
 def test_lazy_analysis_on_first_forward():

@@ -74,7 +74,7 @@ SCHEMA: dict[str, Any] = {
         "max_steps_per_epoch": (int, None),
         "margin_quantile": (float, None),
         "arch_every": (int, 1),           # architecture update on every k-th step
-        "sampling": (str, "softmax"),     # softmax | gumbel | gumbel_hard | reinforce | auto
+        "sampling": (str, "auto"),        # auto | softmax | gumbel | gumbel_hard | reinforce
     },
     "export": {
         "enabled": (bool, True),

@@ -72,6 +72,11 @@ def _budgets(constraints: dict[str, Any] | None, part: str) -> dict[str, float]:
     return out
 
 
+def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    """Sum of two optional gradients (``None``: the parameter was not used)."""
+    return b if a is None else a if b is None else a + b
+
+
 class Search:
     """Joint weight/architecture search of a :class:`~connas4ml_torch.Supernet` under budgets.
 
@@ -202,14 +207,16 @@ class Search:
         if (self.step - self.warmup_steps - 1) % self.arch_every:
             return {"step": self.step, "skipped": 1.0}
         mode = self.supernet.control.mode
+        params = self.supernet.arch_parameters()
+        relaxed_grads: list[Tensor | None] = [None] * len(params)
         if mode == "reinforce" or (mode == "auto" and self._has_widths):
-            task, objective = self._reinforce(closure, relaxed=mode == "auto")
+            task, objective, relaxed_grads = self._reinforce(closure, params, mode == "auto")
         else:
             task = objective = self._checked(closure())
         e = self.tables.expected(self.supernet.temperature)
         total = objective + self.resource_loss(e)
-        params = self.supernet.arch_parameters()
-        grads = torch.autograd.grad(total, params, allow_unused=True)
+        grads = [_add(g, r) for g, r in
+                 zip(torch.autograd.grad(total, params, allow_unused=True), relaxed_grads)]
         if any(g is not None and not torch.isfinite(g).all() for g in grads):
             raise FloatingPointError(f"arch_step: non-finite architecture gradient at step "
                                      f"{self.step}; the architecture was not updated")
@@ -263,8 +270,8 @@ class Search:
         return any(m.arch().get("width") is not None
                    for m in self.supernet.searchable_modules().values())
 
-    def _reinforce(self, closure: Callable[[], Tensor], relaxed: bool = False
-                   ) -> tuple[Tensor, Tensor]:
+    def _reinforce(self, closure: Callable[[], Tensor], params: list[nn.Parameter],
+                   relaxed: bool = False) -> tuple[Tensor, Tensor, list[Tensor | None]]:
         """Score-function gradient from two networks sampled on the same validation batch.
 
         The relaxations (softmax, Gumbel) differentiate the loss through the channel masks, so
@@ -275,19 +282,23 @@ class Search:
         ``grad E_p[L]``; the shared batch cancels most of its own noise. The difference is taken
         relative to the pair's mean loss, so it weighs like the relative resource terms.
         ``relaxed`` (sampling ``"auto"``): only the widths are sampled; the other choices stay
-        relaxed and also get the gradient of the pair's mean loss.
+        relaxed and also get the gradient of the pair's mean loss, returned separately (taken
+        after each pass: the next pass may move an activation range in place).
         """
         ctl = self.supernet.control
         drawn, losses = [], []
-        with torch.set_grad_enabled(relaxed):
-            for _ in range(2):
-                ctl.samples.clear()
-                losses.append(self._checked(closure()))
-                # one entry per logit vector: tied layers made one draw
-                drawn.append({id(a): (a, i) for a, i in ctl.samples.values()})
+        relaxed_grads: list[Tensor | None] = [None] * len(params)
+        for _ in range(2):
+            ctl.samples.clear()
+            with torch.set_grad_enabled(relaxed):
+                loss = self._checked(closure())
+            if relaxed:
+                g = torch.autograd.grad(0.5 * loss, params, allow_unused=True)
+                relaxed_grads = [_add(a, b) for a, b in zip(relaxed_grads, g)]
+            losses.append(loss.detach())
+            # one entry per logit vector: tied layers made one draw
+            drawn.append({id(a): (a, i) for a, i in ctl.samples.values()})
         tau = self.supernet.temperature
-        relaxed_mean = 0.5 * (losses[0] + losses[1])
-        losses = [x.detach() for x in losses]
 
         def log_prob(sample: dict[int, tuple[Tensor, Tensor]]) -> Tensor:
             return sum((torch.log_softmax(a / tau, dim=0)[i] for a, i in sample.values()),
@@ -297,10 +308,7 @@ class Search:
         # relative difference: the loss shrinks by orders of magnitude during training, and the
         # Adam state would otherwise keep the scale of the first steps for a thousand more
         adv = (losses[0] - losses[1]) / mean.abs().clamp_min(1e-12)
-        objective = 0.5 * adv * (log_prob(drawn[0]) - log_prob(drawn[1]))
-        if relaxed:
-            objective = objective + relaxed_mean
-        return mean, objective
+        return mean, 0.5 * adv * (log_prob(drawn[0]) - log_prob(drawn[1])), relaxed_grads
 
     def choice_values(self) -> dict[str, tuple[int, ...]]:
         """``{"layer.kind": candidate values}`` of every searched choice."""

@@ -41,7 +41,7 @@ class ArchControl:
     """
 
     temperature: float = 1.0
-    mode: str = "softmax"
+    mode: str = "auto"
     fixed: dict[tuple[str, str], int] = field(default_factory=dict)
     samples: dict[tuple[str, str], tuple[Tensor, Tensor]] = field(default_factory=dict)
 

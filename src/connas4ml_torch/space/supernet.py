@@ -210,8 +210,8 @@ class Supernet(nn.Module):
         self.control.temperature = float(tau)
 
     def set_sampling(self, mode: str) -> None:
-        """``"softmax"`` (relaxation), ``"gumbel"`` / ``"gumbel_hard"`` / ``"reinforce"`` (sampled),
-        ``"auto"`` (widths sampled, the rest relaxed) or ``"argmax"``."""
+        """``"auto"`` (the default: widths sampled, the rest relaxed), ``"softmax"`` (all
+        relaxed), ``"gumbel"`` / ``"gumbel_hard"`` / ``"reinforce"`` (sampled) or ``"argmax"``."""
         if mode not in SAMPLING_MODES:
             raise ValueError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {mode!r}")
         self.control.mode = mode
