@@ -282,19 +282,18 @@ class Search:
         ``grad E_p[L]``; the shared batch cancels most of its own noise. The difference is taken
         relative to the pair's mean loss, so it weighs like the relative resource terms.
         ``relaxed`` (sampling ``"auto"``): only the widths are sampled; the other choices stay
-        relaxed and also get the gradient of the pair's mean loss, returned separately (taken
-        after each pass: the next pass may move an activation range in place).
+        relaxed and get the gradient of the first network's loss (one backward pass; taken
+        before the second pass, which may move an activation range in place), returned apart.
         """
         ctl = self.supernet.control
         drawn, losses = [], []
         relaxed_grads: list[Tensor | None] = [None] * len(params)
-        for _ in range(2):
+        for k in range(2):
             ctl.samples.clear()
-            with torch.set_grad_enabled(relaxed):
+            with torch.set_grad_enabled(relaxed and k == 0):
                 loss = self._checked(closure())
-            if relaxed:
-                g = torch.autograd.grad(0.5 * loss, params, allow_unused=True)
-                relaxed_grads = [_add(a, b) for a, b in zip(relaxed_grads, g)]
+            if relaxed and k == 0:
+                relaxed_grads = list(torch.autograd.grad(loss, params, allow_unused=True))
             losses.append(loss.detach())
             # one entry per logit vector: tied layers made one draw
             drawn.append({id(a): (a, i) for a, i in ctl.samples.values()})
