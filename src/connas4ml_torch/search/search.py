@@ -210,7 +210,9 @@ class Search:
         params = self.supernet.arch_parameters()
         relaxed_grads: list[Tensor | None] = [None] * len(params)
         if mode == "reinforce" or (mode == "auto" and self._has_widths):
-            task, objective, relaxed_grads = self._reinforce(closure, params, mode == "auto")
+            # "auto" with nothing but widths to search is plain "reinforce": no backward pass
+            relaxed = mode == "auto" and self._has_relaxed
+            task, objective, relaxed_grads = self._reinforce(closure, params, relaxed)
         else:
             task = objective = self._checked(closure())
         e = self.tables.expected(self.supernet.temperature)
@@ -269,6 +271,12 @@ class Search:
     def _has_widths(self) -> bool:
         return any(m.arch().get("width") is not None
                    for m in self.supernet.searchable_modules().values())
+
+    @property
+    def _has_relaxed(self) -> bool:
+        """Any choice besides widths (bits, kernels): "auto" keeps those relaxed."""
+        return any(p is not None for m in self.supernet.searchable_modules().values()
+                   for kind, p in m.arch().items() if kind != "width")
 
     def _reinforce(self, closure: Callable[[], Tensor], params: list[nn.Parameter],
                    relaxed: bool = False) -> tuple[Tensor, Tensor, list[Tensor | None]]:
