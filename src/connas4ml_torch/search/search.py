@@ -196,8 +196,9 @@ class Search:
     def arch_step(self, closure: Callable[[], Tensor]) -> dict[str, float]:
         """One architecture update on a validation batch (first-order DARTS), then dual ascent.
 
-        ``closure()`` returns the task loss of the supernet on a validation batch (called twice,
-        without gradients, under ``"reinforce"`` sampling). Only the
+        ``closure()`` returns the task loss of the supernet on a validation batch. Where widths
+        are sampled (``"auto"``, ``"reinforce"``) it is called twice, to compare two networks:
+        bind the batch outside the closure so that both see the same one. Only the
         architecture parameters receive gradients here; weight gradients are left untouched.
         During warm-up the closure is not called and nothing changes but the step count.
         """
