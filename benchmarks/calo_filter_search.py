@@ -82,24 +82,14 @@ def load_calo_splits(n: int, seed: int):
     return load_data(cfg)
 
 
-def rel_errors(model, x, y, batch: int = 512):
-    """Per-shower |E_pred - E| / E on the test set (its mean is ``runner.evaluate``'s MAE)."""
-    import torch
-
-    was = model.training
-    model.eval()
-    with torch.no_grad():
-        out = torch.cat([model(x[i:i + batch]) for i in range(0, len(x), batch)])
-    model.train(was)
-    return (out.reshape(y.shape) - y).abs() / y.abs().clamp_min(1e-6)
-
-
 def pct(new: float, old: float) -> float:
     return 100.0 * (new - old) / old if old else float("nan")
 
 
 def main() -> None:
     from _common import record
+
+    from connas4ml_torch.runner import SEARCH_SAMPLING
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", choices=list(SIZES), default="small")
@@ -110,7 +100,7 @@ def main() -> None:
     ap.add_argument("--budget-fraction", type=float, default=0.70,
                     help="hard LUT budget as a fraction of the baseline's predicted LUT")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--sampling", choices=["softmax", "gumbel", "gumbel_hard", "reinforce", "auto"],
+    ap.add_argument("--sampling", choices=SEARCH_SAMPLING,
                     default="reinforce",
                     help="how the supernet weighs its choices during the search (reinforce: "
                          "whole sampled networks compared; the relaxations collapse widths)")
@@ -123,7 +113,7 @@ def main() -> None:
 
     import connas4ml_torch as cn
     from connas4ml_torch.models import calo_cnn
-    from connas4ml_torch.runner import evaluate, n_weights
+    from connas4ml_torch.runner import evaluate, n_weights, per_sample_scores
 
     size = SIZES[args.size]
     device = pick_device(args.device)
@@ -144,7 +134,7 @@ def main() -> None:
                                          limit=lim, lr=LR)
     base_search = cn.Search(base_sn, cost, hls)
     base_res = base_search.argmax_resources()
-    base_err = rel_errors(base, *splits.test)
+    base_err = per_sample_scores(base, *splits.test, "regression", 512)
     base_mae = float(base_err.mean())
     base_params = n_weights(base)
     print(f"baseline: rel. MAE {base_mae:.4f}, {base_params:,} weights, predicted LUT "
@@ -179,7 +169,7 @@ def main() -> None:
         mae = evaluate(model, *splits.test, "regression", batch=512)
         seed_all(args.seed + 7)
         ft_s = timed_train(model, splits, ft, LR / 3, bs, args.seed + 7, device, lim, "fine-tune")
-        err_ft = rel_errors(model, *splits.test)
+        err_ft = per_sample_scores(model, *splits.test, "regression", 512)
         mae_ft = float(err_ft.mean())
         # paired over the same test showers: the standard error of the MAE change itself
         se_ft = float((err_ft - base_err).std() / len(base_err) ** 0.5) / base_mae * 100
@@ -193,7 +183,7 @@ def main() -> None:
             # architecture itself apart from the cost of the weight sharing in the search
             sm, _, _ = qat_baseline(lambda w=w: calo_cnn(filters=tuple(w[:3]), dense=w[3]), splits,
                                     ep, bs, args.seed, device, limit=lim, lr=LR)
-            mae_sc = float(rel_errors(sm, *splits.test).mean())
+            mae_sc = float(per_sample_scores(sm, *splits.test, "regression", 512).mean())
             figures[f"{name}_scratch_rel_mae"] = mae_sc
             figures[f"{name}_scratch_mae_change_pct"] = pct(mae_sc, base_mae)
             scratch = f"{mae_sc:.4f} ({pct(mae_sc, base_mae):+.1f}%)"

@@ -274,6 +274,8 @@ def bits_of(chosen: dict[str, dict[str, int]], widths: bool) -> str:
 def main() -> None:
     from _common import record
 
+    from connas4ml_torch.runner import SEARCH_SAMPLING
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", choices=list(SIZES), default="small")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -283,7 +285,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--arch-every", type=int, default=1,
                     help="architecture update on every k-th step (Search(arch_every=k))")
-    ap.add_argument("--sampling", choices=["softmax", "gumbel", "gumbel_hard", "reinforce", "auto"],
+    ap.add_argument("--sampling", choices=SEARCH_SAMPLING,
                     default="softmax", help="how the supernet weighs its choices in the search")
     ap.add_argument("--jobs", type=int, default=1, help="processes generating jets (full size)")
     ap.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (0: torch default)")

@@ -280,15 +280,21 @@ def loss_fn(task: str) -> Callable[[Tensor, Tensor], Tensor]:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: Tensor, y: Tensor, task: str, batch: int = 4096) -> float:
-    """Accuracy (classification) or mean absolute relative error (regression)."""
+def per_sample_scores(model: nn.Module, x: Tensor, y: Tensor, task: str,
+                      batch: int = 4096) -> Tensor:
+    """Per sample: 1.0/0.0 correct (classification) or |pred - y| / |y| (regression)."""
     was = model.training
     model.eval()
     outs = torch.cat([model(x[i:i + batch]) for i in range(0, len(x), batch)])
     model.train(was)
     if task == "classification":
-        return float((outs.argmax(1) == y).float().mean())
-    return float(((outs.reshape(y.shape) - y).abs() / y.abs().clamp_min(1e-6)).mean())
+        return (outs.argmax(1) == y).float()
+    return (outs.reshape(y.shape) - y).abs() / y.abs().clamp_min(1e-6)
+
+
+def evaluate(model: nn.Module, x: Tensor, y: Tensor, task: str, batch: int = 4096) -> float:
+    """Accuracy (classification) or mean absolute relative error (regression)."""
+    return float(per_sample_scores(model, x, y, task, batch).mean())
 
 
 def batches(x: Tensor, y: Tensor, size: int, gen: torch.Generator, limit: int | None = None):

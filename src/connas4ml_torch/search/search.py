@@ -112,6 +112,10 @@ class Search:
                                    "to searchable() or to Search()")
             supernet.analyse(example_input)
         self.supernet = supernet
+        # which kinds of choice the space searches: "auto" samples widths, relaxes the rest
+        kinds = {k for m in supernet.searchable_modules().values() for k in m.arch()}
+        self._has_widths = "width" in kinds
+        self._has_relaxed = bool(kinds - {"width"})
         self.hls = hls or HLSConfig()
         self.budgets = _budgets(constraints, self.hls.part)
         self.weights = {canonical_resource(k): float(v) for k, v in (weights or {}).items()}
@@ -267,17 +271,6 @@ class Search:
                 "architecture was not updated. Lower the learning rates or check the data."
             )
         return task
-
-    @property
-    def _has_widths(self) -> bool:
-        return any(m.arch().get("width") is not None
-                   for m in self.supernet.searchable_modules().values())
-
-    @property
-    def _has_relaxed(self) -> bool:
-        """Any choice besides widths (bits, kernels): "auto" keeps those relaxed."""
-        return any(p is not None for m in self.supernet.searchable_modules().values()
-                   for kind, p in m.arch().items() if kind != "width")
 
     def _reinforce(self, closure: Callable[[], Tensor], params: list[nn.Parameter],
                    relaxed: bool = False) -> tuple[Tensor, Tensor, list[Tensor | None]]:
