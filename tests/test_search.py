@@ -100,7 +100,7 @@ def test_infeasible_budget_raises_before_training_with_minimum(cost):
 
 
 def test_percent_budget_uses_the_part(cost):
-    from connas4ml_torch.hardware.parts import part_resources
+    from connas4ml_torch.hardware.resources import part_resources
 
     x, _ = task()
     sn = cn.searchable(mlp(), cn.SearchSpace(**SPACE), example_input=x[:8])

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 import yaml
 from torch import Tensor, nn
 
+from connas4ml_torch.errors import ConfigError  # noqa: F401 (re-exported)
 from connas4ml_torch.space.supernet import SAMPLING_MODES
 
 # argmax is for evaluating one network, not for a search
@@ -29,10 +30,6 @@ SEARCH_SAMPLING = tuple(m for m in SAMPLING_MODES if m != "argmax")
 
 __all__ = ["ConfigError", "validate_config", "load_config", "run", "RunResult", "DEFAULTS",
            "save_derived", "load_derived"]
-
-
-class ConfigError(ValueError):
-    """A search config is invalid; the message names the key and what was expected."""
 
 
 # key -> (expected type(s), default); nested sections are dicts of the same

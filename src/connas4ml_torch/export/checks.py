@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from connas4ml_torch.errors import ExportError  # noqa: F401 (re-exported)
 from connas4ml_torch.quant import QuantGrid
 
 __all__ = [
@@ -35,10 +36,6 @@ __all__ = [
     "WEIGHT_LAYERS",
     "ACT_LAYERS",
 ]
-
-
-class ExportError(ValueError):
-    """The model cannot be exported bit-exactly; the message names the module and the fix."""
 
 
 _FIX_WEIGHT = (

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from connas4ml_torch.errors import BitExactnessError, BitExactnessWarning  # noqa: F401 (re-exported)
 from connas4ml_torch.export.checks import ExportError, LayerTrace, ModelTrace, check_exportable
 from connas4ml_torch.export.specs import specs_from_trace
 from connas4ml_torch.hardware.config import STRATEGIES, HLSConfig
@@ -45,14 +46,6 @@ __all__ = [
 _ALLOWED_OPS = {"Quant", "MatMul", "Add", "Relu", "Conv", "MaxPool", "Flatten", "Reshape",
                 "Transpose", "Identity"}
 _WEIGHT_OPS = {"MatMul", "Conv"}
-
-
-class BitExactnessWarning(UserWarning):
-    """The hls4ml C simulation differs from the PyTorch model on the example inputs."""
-
-
-class BitExactnessError(ExportError):
-    """Raised instead of :class:`BitExactnessWarning` when ``strict=True``."""
 
 
 @dataclass

@@ -6,7 +6,6 @@ Knows layers and HLS configurations, never torch modules (DESIGN.md §1).
 from connas4ml_torch.hardware.config import HLSConfig
 from connas4ml_torch.hardware.layerspec import LayerSpec
 from connas4ml_torch.hardware.model import TARGETS, OutOfDomainWarning, ResourceModel
-from connas4ml_torch.hardware.parts import part_dsp, part_family, part_resources
 from connas4ml_torch.hardware.reports import (
     ReportError,
     ReportWarning,
@@ -16,6 +15,7 @@ from connas4ml_torch.hardware.reports import (
     read_project,
     read_reports,
 )
+from connas4ml_torch.hardware.resources import part_dsp, part_family, part_resources
 
 __all__ = [
     "HLSConfig",

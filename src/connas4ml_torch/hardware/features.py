@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from connas4ml_torch.hardware.layerspec import LayerSpec
-from connas4ml_torch.hardware.parts import part_dsp, part_family
+from connas4ml_torch.hardware.resources import part_dsp, part_family
 
 __all__ = [
     "SPEC_COLUMNS", "FEATURES", "FEATURE_DIRECTIONS", "FAMILIES", "specs_to_frame", "build_features",

@@ -36,6 +36,7 @@ from sklearn.linear_model import Ridge
 from sklearn.metrics import r2_score
 from threadpoolctl import threadpool_limits
 
+from connas4ml_torch.errors import OutOfDomainWarning  # noqa: F401 (re-exported)
 from connas4ml_torch.hardware.features import (
     FAMILIES,
     FEATURE_DIRECTIONS,
@@ -58,10 +59,6 @@ DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "default_model" / "resour
 _REPORT_Y = {"LUT": "LUT", "FF": "FF", "BRAM_18K": "BRAM_18K", "DSP": "DSP",
              "latency_cycles": "lat_worst", "II": "ii_max"}
 _DEFAULT_CACHE: dict[str, ResourceModel] = {}
-
-
-class OutOfDomainWarning(UserWarning):
-    """A prediction was asked for outside the domain the model was fitted on."""
 
 
 def training_rows(df: pd.DataFrame) -> pd.DataFrame:

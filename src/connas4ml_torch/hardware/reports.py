@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from connas4ml_torch.hardware.parts import part_dsp, part_family, part_resources
+from connas4ml_torch.errors import ReportError, ReportWarning  # noqa: F401 (re-exported)
+from connas4ml_torch.hardware.resources import part_dsp, part_family, part_resources
 
 __all__ = [
     "ReportError",
@@ -51,14 +52,6 @@ log = logging.getLogger(__name__)
 
 RESOURCE_KEYS = ("BRAM_18K", "DSP", "FF", "LUT", "URAM")
 _MAX_BYTES = 64 * 2**20  # a csynth report is kB..MB; refuse to slurp anything absurd
-
-
-class ReportError(ValueError):
-    """A single report file could not be parsed (names the file and the reason)."""
-
-
-class ReportWarning(UserWarning):
-    """A file was skipped during a scan (the message names the file and the reason)."""
 
 
 # ---------------------------------------------------------------------------------------------

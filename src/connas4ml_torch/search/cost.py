@@ -20,23 +20,13 @@ from torch import Tensor, nn
 
 from connas4ml_torch.hardware.config import HLSConfig
 from connas4ml_torch.hardware.layerspec import LayerSpec
+from connas4ml_torch.hardware.resources import SEARCHABLE, canonical_resource  # noqa: F401
 from connas4ml_torch.space.layers import choice_argmax
 
 __all__ = ["RESOURCES", "Variable", "LayerTable", "CostTables", "canonical_resource"]
 
-# searchable resources -> the surrogate's target column
-RESOURCES = {"LUT": "LUT", "FF": "FF", "BRAM_18K": "BRAM_18K", "DSP": "DSP",
-             "latency": "latency_cycles"}
-_ALIASES = {"lut": "LUT", "ff": "FF", "bram": "BRAM_18K", "bram_18k": "BRAM_18K", "dsp": "DSP",
-            "latency": "latency", "latency_cycles": "latency"}
-
-
-def canonical_resource(name: str) -> str:
-    """``"bram"`` -> ``"BRAM_18K"`` etc.; unknown names are an error that lists the known ones."""
-    key = _ALIASES.get(str(name).lower())
-    if key is None:
-        raise ValueError(f"unknown resource {name!r}; use one of {', '.join(RESOURCES)}")
-    return key
+# searchable resources (hardware.resources spells them) -> the cost model's output column
+RESOURCES = {r: r for r in SEARCHABLE}
 
 
 @dataclass
@@ -116,7 +106,7 @@ class CostTables:
                       for c in ends]
             scale = torch.ones(len(self.resources))
             for i, r in enumerate(self.resources):
-                (s1, s0), (t1, t0) = (float(x[i]) for x in sums), (float(t[RESOURCES[r]]) for t in totals)
+                (s1, s0), (t1, t0) = (float(x[i]) for x in sums), (float(t.get(r, t.get("latency_cycles", 0.0))) for t in totals)
                 a = (t1 - t0) / (s1 - s0) if abs(s1 - s0) > 1e-9 else (t1 / s1 if s1 > 0 else 1.0)
                 a = max(a, 0.0)
                 scale[i] = a
@@ -155,6 +145,8 @@ class CostTables:
 
     def _predict(self, cost_model, specs: list[LayerSpec], quantile) -> np.ndarray:
         df = cost_model.predict(specs) if quantile is None else cost_model.predict(specs, quantile=quantile)
+        # a model saved before the one vocabulary calls latency "latency_cycles"
+        df = df.rename(columns={"latency_cycles": "latency"})
         cols = [RESOURCES[r] for r in self.resources]
         missing = [c for c in cols if c not in df.columns]
         if missing:

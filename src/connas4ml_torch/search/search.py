@@ -15,7 +15,6 @@ the bit widths and kernel sizes relaxed.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -23,14 +22,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from connas4ml_torch.errors import InfeasibleBudgetError  # noqa: F401 (re-exported)
 from connas4ml_torch.hardware.config import HLSConfig
-from connas4ml_torch.search.cost import RESOURCES, CostTables, canonical_resource
+from connas4ml_torch.hardware.resources import parse_budgets
+from connas4ml_torch.search.cost import CostTables, canonical_resource
 
 __all__ = ["Search", "InfeasibleBudgetError", "Repair"]
-
-
-class InfeasibleBudgetError(ValueError):
-    """No network of the search space meets the budgets (by the cost model's prediction)."""
 
 
 @dataclass(frozen=True)
@@ -46,30 +43,6 @@ class Repair:
     def __str__(self) -> str:
         saved = ", ".join(f"{r} -{v:,.0f}" for r, v in self.saved.items() if v > 0)
         return f"{self.layer}.{self.kind}: {self.old} -> {self.new} ({saved})"
-
-
-_PERCENT = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*%\s*$")
-
-
-def _budgets(constraints: dict[str, Any] | None, part: str) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for name, value in (constraints or {}).items():
-        r = canonical_resource(name)
-        if isinstance(value, str):
-            m = _PERCENT.match(value)
-            if not m:
-                raise ValueError(f"budget {name}={value!r}: use a number or a share like '10%'")
-            if r == "latency":
-                raise ValueError("a latency budget is a number of clock cycles, not a share")
-            from connas4ml_torch.hardware.parts import part_resources
-
-            avail = part_resources(part)[RESOURCES[r]]
-            out[r] = float(m.group(1)) / 100.0 * float(avail)
-        elif isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-            out[r] = float(value)
-        else:
-            raise ValueError(f"budget {name}={value!r} must be a number >= 0 or 'N%'")
-    return out
 
 
 def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
@@ -117,7 +90,7 @@ class Search:
         self._has_widths = "width" in kinds
         self._has_relaxed = bool(kinds - {"width"})
         self.hls = hls or HLSConfig()
-        self.budgets = _budgets(constraints, self.hls.part)
+        self.budgets = parse_budgets(constraints, self.hls.part)
         self.weights = {canonical_resource(k): float(v) for k, v in (weights or {}).items()}
         if any(v < 0 for v in self.weights.values()):
             raise ValueError(f"trade-off weights must be >= 0, got {weights}")

@@ -28,14 +28,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from connas4ml_torch.errors import SweepLockedError  # noqa: F401 (re-exported)
+
 __all__ = ["SweepStore", "SweepLockedError", "STATUS_OK", "STATUS_FAILED"]
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
-
-
-class SweepLockedError(RuntimeError):
-    """Another live sweep holds the output folder."""
 
 
 def _pid_alive(pid: int) -> bool:

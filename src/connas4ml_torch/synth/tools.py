@@ -24,16 +24,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from connas4ml_torch.errors import ToolNotFoundError  # noqa: F401 (re-exported)
+
 __all__ = ["ToolNotFoundError", "SynthTool", "find_tool", "vendor_tool", "custom_tool",
            "VENDOR_TOOLS"]
 
 VENDOR_TOOLS = ("vitis-run", "vitis_hls", "vivado_hls", "vivado")
 _FIX = ("source the Xilinx settings script first (e.g. `source <Xilinx>/Vitis/<version>/"
         "settings64.sh`) or set its path in the sweep YAML under synthesis.tools.{name}")
-
-
-class ToolNotFoundError(RuntimeError):
-    """A synthesis tool the sweep needs is neither configured nor on PATH."""
 
 
 @dataclass(frozen=True)

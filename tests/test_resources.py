@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 
-from connas4ml_torch.hardware.parts import known_parts, part_dsp, part_family, part_resources
+from connas4ml_torch.hardware.resources import known_parts, part_dsp, part_family, part_resources
 
 
 @pytest.mark.parametrize(
