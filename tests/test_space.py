@@ -12,7 +12,7 @@ from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
 from torch import nn
 
 import connas4ml_torch as cn
-from connas4ml_torch.space.layers import _Searchable
+from connas4ml_torch.kinds import Searchable as _Searchable
 
 
 def jet_mlp() -> nn.Module:

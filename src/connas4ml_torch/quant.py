@@ -39,6 +39,9 @@ __all__ = [
     "int_range",
     "fixed_point_scale",
     "log2_threshold_for",
+    "FIX",
+    "float_scaled",
+    "refuse_float_scale",
 ]
 
 
@@ -224,3 +227,42 @@ def fake_quant(
     scale = torch.exp2(_ceil_ste(log2_threshold)) / float(2 ** (bits - 1 if signed else bits))
     q = torch.clamp(_round_ste(x / scale), lo, hi)
     return q * scale
+
+
+# How to quantize each role so that the export is exact (used in every export error message).
+FIX = {
+    "weight": "build it with weight_quant=connas4ml_torch.quant.FixedPointWeight (power-of-two "
+              "scale), e.g. QuantLinear(..., weight_quant=FixedPointWeight, weight_bit_width=b, "
+              "weight_scaling_init=t)",
+    "bias": "use bias=True with bias_quant=connas4ml_torch.quant.FixedPointBias, bias_bit_width=b, "
+            "bias_scaling_init=t",
+    "act": "use QuantReLU(act_quant=connas4ml_torch.quant.FixedPointUnsignedAct, bit_width=b, "
+           "max_val=m)",
+    "input": "make the first op of forward() QuantIdentity(act_quant=connas4ml_torch.quant."
+             "FixedPointAct, bit_width=b, min_val=-m, max_val=m, return_quant_tensor=False)",
+}
+
+
+def float_scaled(proxy: torch.nn.Module) -> bool:
+    """Whether a Brevitas quantizer proxy restricts its scale to floats (not powers of two).
+
+    Checked on the module structure and not only on the current value: a float-scale quantizer
+    can hold a power-of-two value by accident (an untrained QuantIdentity starts at 1/128) and
+    drift off it with the next fine-tuning step.
+    """
+    from brevitas.core.restrict_val import FloatRestrictValue, PowerOfTwoRestrictValue
+
+    found = {type(m) for m in proxy.modules()}
+    return FloatRestrictValue in found and PowerOfTwoRestrictValue not in found
+
+
+def refuse_float_scale(where: str, role: str, proxy: torch.nn.Module, fix: str) -> None:
+    """Raise ``ExportError`` when ``proxy`` has a float scale (hls4ml would be silently wrong)."""
+    from connas4ml_torch.errors import ExportError
+
+    if float_scaled(proxy):
+        raise ExportError(
+            f"{where}: its {role} quantizer has a float scale, not a power of two. hls4ml would "
+            "insert ApplyAlpha scale layers with fixed<16,6> weights and the project would compute "
+            f"chance-level outputs without any error. Fix: {fix}."
+        )

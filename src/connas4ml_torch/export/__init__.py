@@ -1,7 +1,6 @@
 """Export: Brevitas -> QONNX -> bit-exact hls4ml project, verification, optional vendor synthesis."""
 
 from connas4ml_torch.export.checks import ExportError, check_exportable
-from connas4ml_torch.export.fold import fold_batchnorm
 from connas4ml_torch.export.hls import (
     BitExactnessError,
     BitExactnessWarning,
@@ -14,6 +13,7 @@ from connas4ml_torch.export.hls import (
     verify_project,
 )
 from connas4ml_torch.export.specs import layer_specs
+from connas4ml_torch.kinds.batchnorm import fold_batchnorm
 
 __all__ = [
     "ExportError",

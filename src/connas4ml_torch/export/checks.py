@@ -1,6 +1,6 @@
 """Pre-export validation: refuse, before anything is written, what would not be bit-exact.
 
-hls4ml's QONNX path is exact only for the subset described in DESIGN.md §6: power-of-two scale
+hls4ml's QONNX path is exact only for the subset described in docs/design.md (export): power-of-two scale
 quantizers everywhere, quantized biases, a quantized network input, no float BatchNorm, and only
 layer types it maps one to one. Outside that subset it does not fail: it silently builds a network
 that computes something else (float scales become ``ApplyAlpha`` layers truncated to
@@ -23,7 +23,8 @@ import torch
 from torch import Tensor, nn
 
 from connas4ml_torch.errors import ExportError  # noqa: F401 (re-exported)
-from connas4ml_torch.quant import QuantGrid
+from connas4ml_torch.kinds import kind_of, kinds
+from connas4ml_torch.quant import FIX, QuantGrid
 
 __all__ = [
     "ExportError",
@@ -33,48 +34,22 @@ __all__ = [
     "check_structure",
     "check_exportable",
     "trace_model",
-    "WEIGHT_LAYERS",
-    "ACT_LAYERS",
 ]
 
 
-_FIX_WEIGHT = (
-    "build it with weight_quant=connas4ml_torch.quant.FixedPointWeight (power-of-two scale), "
-    "e.g. QuantLinear(..., weight_quant=FixedPointWeight, weight_bit_width=b, weight_scaling_init=t)"
-)
-_FIX_BIAS = (
-    "use bias=True with bias_quant=connas4ml_torch.quant.FixedPointBias, bias_bit_width=b, "
-    "bias_scaling_init=t"
-)
-_FIX_ACT_U = (
-    "use QuantReLU(act_quant=connas4ml_torch.quant.FixedPointUnsignedAct, bit_width=b, max_val=m)"
-)
-_FIX_INPUT = (
-    "make the first op of forward() QuantIdentity(act_quant=connas4ml_torch.quant.FixedPointAct, "
-    "bit_width=b, min_val=-m, max_val=m, return_quant_tensor=False)"
-)
-_FIX_BN = (
-    "fold it into the preceding Linear/Conv with connas4ml_torch.export.fold_batchnorm(model) "
-    "before quantization-aware fine-tuning, or keep BatchNorm out of the network"
-)
+_FIX_WEIGHT, _FIX_BIAS, _FIX_ACT_U, _FIX_INPUT = FIX["weight"], FIX["bias"], FIX["act"], FIX["input"]
 
 
-def _brevitas_types() -> tuple[tuple[type, ...], tuple[type, ...], type, type]:
-    from brevitas.nn import QuantConv1d, QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
-    from brevitas.nn.quant_layer import QuantNonLinearActLayer, QuantWeightBiasInputOutputLayer
-
-    return ((QuantLinear, QuantConv1d, QuantConv2d), (QuantIdentity, QuantReLU),
-            QuantWeightBiasInputOutputLayer, QuantNonLinearActLayer)
-
-
-WEIGHT_LAYERS = ("QuantLinear", "QuantConv1d", "QuantConv2d")
-ACT_LAYERS = ("QuantIdentity", "QuantReLU")
-_PASSTHROUGH = (nn.MaxPool1d, nn.MaxPool2d, nn.Flatten, nn.Identity, nn.Dropout)
+def _role_types(role: str) -> tuple[Any, ...]:
+    """A predicate per registered kind of ``role``: which modules the trace hooks (Brevitas)."""
+    return tuple(k for k in kinds(role))
 
 
 def _is_brevitas_layer(m: nn.Module) -> bool:
-    _, _, wbiol, nlal = _brevitas_types()
-    return isinstance(m, (wbiol, nlal)) or type(m).__module__.startswith("brevitas.nn")
+    from brevitas.nn.quant_layer import QuantNonLinearActLayer, QuantWeightBiasInputOutputLayer
+
+    return isinstance(m, (QuantWeightBiasInputOutputLayer, QuantNonLinearActLayer)) or \
+        type(m).__module__.startswith("brevitas.nn")
 
 
 def _leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -96,143 +71,38 @@ def _label(name: str) -> str:
     return repr(name) if name else "the model itself"
 
 
+def _supported() -> str:
+    names = []
+    for k in kinds():
+        if k.role in ("weight", "act"):
+            names += list(k.brevitas_types)
+        elif k.role == "passive":
+            names += [f"nn.{t.__name__}" for t in k.torch_types]
+    return ", ".join(dict.fromkeys(names))
+
+
 # --------------------------------------------------------------------------------------------
 # structural checks (no forward pass)
 # --------------------------------------------------------------------------------------------
 def check_structure(model: nn.Module) -> None:
     """Refuse module types and settings hls4ml's QONNX path cannot take exactly.
 
-    Raises :class:`ExportError` for the first offending module: float BatchNorm, unquantized
-    Linear/Conv/activations, Brevitas layers without a weight or bias quantizer, grouped or dilated
-    convolutions, padded or ceil-mode max pooling and any other layer type.
+    Every leaf module is checked by its layer kind (connas4ml_torch.kinds): float BatchNorm,
+    unquantized weight layers and activations, Brevitas layers without a weight or bias quantizer,
+    float-scale quantizers, grouped or dilated convolutions, padded or ceil-mode max pooling.
+    A module without a kind raises :class:`ExportError` naming it and the supported types.
     """
-    weight_types, act_types, _, _ = _brevitas_types()
     for name, m in _leaves(model):
-        kind = type(m).__name__
-        where = f"module {_label(name)} ({kind})"
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+        k = kind_of(m)
+        if k is None:
+            what = ("this Brevitas layer type is not supported by the bit-exact export"
+                    if _is_brevitas_layer(m) else
+                    "layer type not supported by the QONNX -> hls4ml bit-exact export")
             raise ExportError(
-                f"{where} is a float BatchNorm: hls4ml would export it as a float scale that breaks "
-                f"bit-exactness silently. Fix: {_FIX_BN}."
+                f"module {_label(name)} ({type(m).__name__}): {what} (supported: {_supported()}). "
+                "Fix: replace it, or apply it outside the exported network."
             )
-        if isinstance(m, weight_types):
-            _check_weight_layer(name, m)
-            continue
-        if isinstance(m, act_types):
-            fix = _FIX_INPUT if type(m).__name__ == "QuantIdentity" else _FIX_ACT_U
-            if not m.act_quant.is_quant_enabled:
-                raise ExportError(f"{where} has no activation quantizer. Fix: {fix}.")
-            _refuse_float_scale(where, "activation", m.act_quant, fix)
-            continue
-        if _is_brevitas_layer(m):
-            raise ExportError(
-                f"{where}: this Brevitas layer type is not supported by the bit-exact export "
-                f"(supported: {', '.join(WEIGHT_LAYERS + ACT_LAYERS)}, nn.MaxPool1d/2d, "
-                "nn.Flatten). Fix: replace it with a supported layer."
-            )
-        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-            brev = {"Linear": "QuantLinear", "Conv1d": "QuantConv1d", "Conv2d": "QuantConv2d"}
-            raise ExportError(
-                f"{where} is not quantized: hls4ml would give it a default fixed<16,6> precision "
-                f"and the project would not match PyTorch. Fix: use brevitas.nn."
-                f"{brev.get(kind, 'QuantConv2d')} and {_FIX_WEIGHT}; {_FIX_BIAS}."
-            )
-        if isinstance(m, (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh, nn.Sigmoid, nn.Tanh,
-                          nn.GELU, nn.SiLU, nn.ELU, nn.Softmax)):
-            fix = _FIX_ACT_U if isinstance(m, nn.ReLU) else (
-                "remove it from the exported network (apply it in software after the FPGA), or "
-                "replace it by QuantReLU/QuantIdentity")
-            raise ExportError(
-                f"{where} is an unquantized activation, not supported by the bit-exact export: its "
-                f"output is not on a fixed-point grid "
-                f"and hls4ml would approximate it. Fix: {fix}."
-            )
-        if isinstance(m, (nn.MaxPool1d, nn.MaxPool2d)):
-            bad = []
-            if any(p != 0 for p in _tup(m.padding)):
-                bad.append(f"padding={m.padding}")
-            if any(d != 1 for d in _tup(m.dilation)):
-                bad.append(f"dilation={m.dilation}")
-            if m.ceil_mode:
-                bad.append("ceil_mode=True")
-            if m.return_indices:
-                bad.append("return_indices=True")
-            if bad:
-                raise ExportError(
-                    f"{where} uses {', '.join(bad)}, which the hls4ml export does not support. "
-                    "Fix: use padding=0, dilation=1, ceil_mode=False."
-                )
-            continue
-        if isinstance(m, _PASSTHROUGH):
-            continue
-        raise ExportError(
-            f"{where}: layer type not supported by the QONNX -> hls4ml bit-exact export "
-            f"(supported: {', '.join(WEIGHT_LAYERS + ACT_LAYERS)}, nn.MaxPool1d/2d, nn.Flatten, "
-            "nn.Dropout, nn.Identity). Fix: replace it, or apply it outside the exported network."
-        )
-
-
-def _float_scaled(proxy: nn.Module) -> bool:
-    """Whether a Brevitas quantizer proxy restricts its scale to floats (not powers of two).
-
-    Checked on the module structure and not only on the current value: a float-scale quantizer
-    can hold a power-of-two value by accident (an untrained QuantIdentity starts at 1/128) and
-    drift off it with the next fine-tuning step.
-    """
-    from brevitas.core.restrict_val import FloatRestrictValue, PowerOfTwoRestrictValue
-
-    kinds = {type(m) for m in proxy.modules()}
-    return FloatRestrictValue in kinds and PowerOfTwoRestrictValue not in kinds
-
-
-def _refuse_float_scale(where: str, role: str, proxy: nn.Module, fix: str) -> None:
-    if _float_scaled(proxy):
-        raise ExportError(
-            f"{where}: its {role} quantizer has a float scale, not a power of two. hls4ml would "
-            "insert ApplyAlpha scale layers with fixed<16,6> weights and the project would compute "
-            f"chance-level outputs without any error. Fix: {fix}."
-        )
-
-
-def _tup(v: Any) -> tuple[int, ...]:
-    return tuple(v) if isinstance(v, (tuple, list)) else (v,)
-
-
-def _check_weight_layer(name: str, m: nn.Module) -> None:
-    where = f"module {_label(name)} ({type(m).__name__})"
-    if not m.weight_quant.is_quant_enabled:
-        raise ExportError(f"{where} has float (unquantized) weights. Fix: {_FIX_WEIGHT}.")
-    if m.bias is None:
-        raise ExportError(
-            f"{where} has no bias; the export is verified with quantized biases only. "
-            f"Fix: {_FIX_BIAS}."
-        )
-    if not m.bias_quant.is_quant_enabled:
-        raise ExportError(
-            f"{where} has a float bias: hls4ml truncates it to the default precision "
-            f"(max diff 0.3-1.1 seen). Fix: {_FIX_BIAS}."
-        )
-    _refuse_float_scale(where, "weight", m.weight_quant, _FIX_WEIGHT)
-    _refuse_float_scale(where, "bias", m.bias_quant, _FIX_BIAS)
-    for role in ("input", "output"):
-        proxy = getattr(m, f"{role}_quant")
-        if proxy.is_quant_enabled:
-            _refuse_float_scale(where, role, proxy, f"remove the {role}_quant or use a fixed-point one")
-    if isinstance(m, (nn.Conv1d, nn.Conv2d)):
-        bad = []
-        if m.groups != 1:
-            bad.append(f"groups={m.groups}")
-        if any(d != 1 for d in _tup(m.dilation)):
-            bad.append(f"dilation={m.dilation}")
-        if m.padding_mode != "zeros":
-            bad.append(f"padding_mode={m.padding_mode!r}")
-        if isinstance(m.padding, str):
-            bad.append(f"padding={m.padding!r}")
-        if bad:
-            raise ExportError(
-                f"{where} uses {', '.join(bad)}, not supported by the bit-exact export. "
-                "Fix: use groups=1, dilation=1, integer padding with padding_mode='zeros'."
-            )
+        k.check_export(name, m)
 
 
 # --------------------------------------------------------------------------------------------
@@ -326,7 +196,7 @@ def trace_model(model: nn.Module, example_input: Tensor) -> ModelTrace:
     for float-scale quantizers, an unquantized network input, and weight layers whose input is not
     on the grid of the quantizer that precedes them (float code between quantizer and layer).
     """
-    weight_types, act_types, _, _ = _brevitas_types()
+    weight_kinds, act_kinds = _role_types("weight"), _role_types("act")
     if not isinstance(example_input, Tensor):
         raise ExportError(
             f"example_input must be a torch.Tensor with a batch dimension, got {type(example_input).__name__}"
@@ -340,7 +210,7 @@ def trace_model(model: nn.Module, example_input: Tensor) -> ModelTrace:
 
     def act_pre(m: nn.Module, args: tuple) -> None:
         name = names[id(m)]
-        if state["input"] is None and type(m).__name__ != "QuantIdentity":
+        if state["input"] is None and kind_of(m).name != "Quantizer":
             raise ExportError(
                 f"the network input is not quantized: the first op is module {_label(name)} "
                 f"({type(m).__name__}). Fix: {_FIX_INPUT}."
@@ -397,10 +267,11 @@ def trace_model(model: nn.Module, example_input: Tensor) -> ModelTrace:
         return hook
 
     for name, m in _leaves(model):
-        if isinstance(m, act_types):
+        k = kind_of(m)
+        if k in act_kinds and k.is_brevitas(m):
             handles.append(m.register_forward_pre_hook(act_pre))
             handles.append(m.act_quant.register_forward_hook(act_hook(name)))
-        elif isinstance(m, weight_types):
+        elif k in weight_kinds and k.is_brevitas(m):
             handles.append(m.register_forward_pre_hook(weight_pre))
             handles.append(m.register_forward_hook(weight_post))
             handles.append(m.bias_quant.register_forward_hook(bias_hook(m)))

@@ -1,4 +1,4 @@
-"""Brevitas model -> QONNX -> hls4ml project, bit-exact, verified by C simulation (DESIGN.md §6).
+"""Brevitas model -> QONNX -> hls4ml project, bit-exact, verified by C simulation (docs/design.md).
 
 :func:`convert` builds the hls4ml ``ModelGraph`` (nothing written, nothing compiled);
 :func:`export_to_hls` runs the checks, converts, writes, compiles, verifies the C simulation
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib
 import io
 import math
 import tempfile
@@ -29,6 +28,7 @@ from connas4ml_torch.export.checks import ExportError, LayerTrace, ModelTrace, c
 from connas4ml_torch.export.specs import specs_from_trace
 from connas4ml_torch.hardware.config import STRATEGIES, HLSConfig
 from connas4ml_torch.hardware.layerspec import LayerSpec
+from connas4ml_torch.kinds import kind_of, kinds
 
 __all__ = [
     "BitExactnessWarning",
@@ -42,10 +42,21 @@ __all__ = [
     "verify_project",
 ]
 
-# ONNX ops (after qonnx cleanup, channels-last and GemmToMatMul) whose hls4ml mapping is exact.
-_ALLOWED_OPS = {"Quant", "MatMul", "Add", "Relu", "Conv", "MaxPool", "Flatten", "Reshape",
-                "Transpose", "Identity"}
-_WEIGHT_OPS = {"MatMul", "Conv"}
+# ONNX ops (after qonnx cleanup, channels-last and GemmToMatMul) whose hls4ml mapping is exact:
+# these layout ops and the quantizer, plus each layer kind's own (connas4ml_torch.kinds)
+_LAYOUT_OPS = {"Quant", "Add", "Reshape", "Transpose", "Identity"}
+
+
+def _allowed_ops() -> set[str]:
+    return _LAYOUT_OPS | {op for k in kinds() for op in k.onnx_ops}
+
+
+def _weight_ops() -> set[str]:
+    return {k.onnx_weight_op for k in kinds("weight")}
+
+
+def _weight_hls_classes() -> set[str]:
+    return {c for k in kinds("weight") for c in k.hls_classes}
 
 
 @dataclass
@@ -133,7 +144,7 @@ def _indent(s: str) -> str:
 
 @contextlib.contextmanager
 def _quiet(enabled: bool = True) -> Iterator[io.StringIO]:
-    """Silence hls4ml's topology printing and the known-harmless warnings (DESIGN.md §6)."""
+    """Silence hls4ml's topology printing and the known-harmless warnings (docs/design.md, export)."""
     buf = io.StringIO()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*GemmToMatMul.*")
@@ -176,7 +187,7 @@ def _export_qonnx(model: nn.Module, example_input: Tensor, tmp: Path) -> tuple[A
     path = tmp / "model_qonnx.onnx"
     was_training = model.training
     try:
-        # dynamo=False: the TorchScript exporter is ~20x faster with the same graph (DESIGN.md §6)
+        # dynamo=False: the TorchScript exporter is ~20x faster with the same graph (docs/design.md, export)
         export_qonnx(model.eval(), input_t=example_input[:1], export_path=str(path), dynamo=False)
     finally:
         model.train(was_training)
@@ -189,8 +200,9 @@ def _export_qonnx(model: nn.Module, example_input: Tensor, tmp: Path) -> tuple[A
 
 def _check_ops(mw: Any, raw: Any) -> None:
     """Refuse ONNX ops outside the verified subset, naming the torch scope they came from."""
+    allowed = _allowed_ops()
     for node in mw.graph.node:
-        if node.op_type in _ALLOWED_OPS:
+        if node.op_type in allowed:
             continue
         scopes = sorted({n.name for n in raw.graph.node if n.op_type == node.op_type})
         hint = f" (exported from {', '.join(scopes)})" if scopes else ""
@@ -227,8 +239,9 @@ def _map_onnx_names(mw: Any, trace: ModelTrace) -> dict[str, str]:
     torch_w = [(t, np.sort(t.module.weight.detach().cpu().numpy().ravel())) for t in trace.layers]
     free = list(range(len(torch_w)))
     out: dict[str, str] = {}
+    weight_ops = _weight_ops()
     for node in mw.graph.node:
-        if node.op_type not in _WEIGHT_OPS:
+        if node.op_type not in weight_ops:
             continue
         prod = mw.find_producer(node.input[1])
         w = mw.get_initializer(prod.input[0]) if prod is not None else mw.get_initializer(node.input[1])
@@ -293,40 +306,6 @@ def result_type_covers(precision: Any, frac: int, int_bits: int) -> bool:
 # --------------------------------------------------------------------------------------------
 # conversion
 # --------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _pool1d_fix() -> Iterator[None]:
-    """Work around hls4ml 1.3.0's ONNX parser for 1-D pooling (during our conversion only).
-
-    Its ``parse_pool_layer`` reads a channels-last (N, L, C) input as (N, C, L) and never sets
-    ``pad_left``/``pad_right``, so every QONNX model with MaxPool1d fails to convert
-    ('Attribute "pad_left" of layer MaxPool_0 (Pooling1D) not set'). We wrap the handler and fix
-    the 1-D fields; 2-D pooling is untouched. Bit-exactness of the result is checked by the
-    Conv1d + MaxPool1d export test.
-    """
-    # the module, not the function of the same name that hls4ml.converters re-exports
-    onnx_to_hls = importlib.import_module("hls4ml.converters.onnx_to_hls")
-    original = onnx_to_hls.layer_handlers.get("MaxPool")
-    if original is None:
-        yield
-        return
-
-    def handler(node: Any, input_names: Any, input_shapes: Any, graph: Any) -> dict:
-        layer = original(node, input_names, input_shapes, graph)
-        if layer.get("class_name") == "MaxPooling1D" and "pad_left" not in layer:
-            pads = list(layer.get("pads") or [0, 0])
-            n_in, n_filt = int(input_shapes[0][1]), int(input_shapes[0][2])
-            k, stride = int(layer["pool_width"]), int(layer["stride_width"])
-            layer.update(n_in=n_in, n_filt=n_filt, pad_left=int(pads[0]), pad_right=int(pads[-1]),
-                         n_out=(n_in + int(sum(pads)) - k) // stride + 1)
-        return layer
-
-    onnx_to_hls.layer_handlers["MaxPool"] = handler
-    try:
-        yield
-    finally:
-        onnx_to_hls.layer_handlers["MaxPool"] = original
-
-
 def conversion(
     model: nn.Module,
     hls_config: HLSConfig,
@@ -368,14 +347,16 @@ def conversion(
         cfg["Model"]["Strategy"] = hls_config.strategy
         in_name = mw.graph.input[0].name
         # the input must be rounded half-even and saturated onto the first quantizer's grid,
-        # else it is truncated and rounded again (~3% of inputs off by one LSB, DESIGN.md §6)
+        # else it is truncated and rounded again (~3% of inputs off by one LSB, docs/design.md, export)
         cfg["LayerName"].setdefault(in_name, {}).setdefault("Precision", {})["result"] = input_precision
         for t in trace.layers:
             lc = cfg["LayerName"].setdefault(onnx_names[t.name], {})
-            lc.update(hls_config.for_layer(t.name))
+            lc.update(kind_of(t.module).hls_layer_config(t.name, hls_config))
             if onnx_names[t.name] in overrides:
                 lc.setdefault("Precision", {}).update(overrides[onnx_names[t.name]])
-        with _quiet(), _pool1d_fix():
+        with _quiet(), contextlib.ExitStack() as patches:
+            for k in kinds():  # a kind may fix an hls4ml parser bug during our conversion
+                patches.enter_context(k.conversion_patch())
             hm = hls4ml.converters.convert_from_onnx_model(
                 mw, output_dir=str(output_dir), backend=hls_config.backend,
                 io_type=hls_config.io_type, hls_config=cfg, part=hls_config.part,
@@ -413,11 +394,12 @@ def convert(model: nn.Module, hls_config: HLSConfig, output_dir: str | Path,
 
 def _map_hls_names(hm: Any, onnx_names: dict[str, str]) -> dict[str, str]:
     hls_layers = [layer.name for layer in hm.get_layers()]
+    weight_classes = _weight_hls_classes()
     out: dict[str, str] = {}
     for torch_name, onnx_name in onnx_names.items():
         hits = [layer.name for layer in hm.get_layers()
                 if (layer.name == onnx_name or layer.name.endswith("_" + onnx_name))
-                and layer.class_name in ("Dense", "Conv1D", "Conv2D")]
+                and layer.class_name in weight_classes]
         if len(hits) != 1:
             raise ExportError(
                 f"internal: cannot find the hls4ml layer of {torch_name!r} (ONNX {onnx_name}) "

@@ -1,30 +1,33 @@
-"""``HLSConfig``: the hls4ml settings one network is built with, shared by export and cost model."""
+"""``HLSConfig``: the hls4ml settings one network is built with, shared by export and cost model.
+
+One dataclass, validated by :mod:`connas4ml_torch.schema` however it is built: keyword
+arguments, ``from_dict`` (YAML/JSON, hls4ml spellings ``Backend``, ``Part``, ``ClockPeriod``,
+``IOType``, ``Strategy``, ``ReuseFactor`` accepted) or the CLI.
+"""
 
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-__all__ = ["HLSConfig", "BACKENDS", "IO_TYPES", "STRATEGIES"]
+from connas4ml_torch import schema
+from connas4ml_torch.errors import ConfigError
+
+__all__ = ["HLSConfig", "BACKENDS", "IO_TYPES", "STRATEGIES", "LAYER_KEYS"]
 
 BACKENDS = ("Vitis", "Vivado")
 IO_TYPES = ("io_parallel", "io_stream")
 STRATEGIES = ("Latency", "Resource")
-_LAYER_KEYS = {"ReuseFactor": "reuse_factor", "Strategy": "strategy"}
+LAYER_KEYS = ("ReuseFactor", "Strategy")  # per-layer overrides, in hls4ml's spelling
 
 
-def _check_choice(what: str, value: Any, allowed: tuple[str, ...]) -> str:
+def _choice(what: str, value: Any, allowed: tuple[str, ...]) -> str:
     for a in allowed:  # accept any case, keep hls4ml's spelling
         if isinstance(value, str) and value.lower() == a.lower():
             return a
-    raise ValueError(f"HLSConfig: {what}={value!r} is not one of {', '.join(allowed)}")
-
-
-def _check_reuse(where: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"HLSConfig: {where} must be a positive integer, got {value!r}")
-    return value
+    raise ConfigError(f"HLSConfig: {what}={value!r} is not one of {', '.join(allowed)}"
+                      + schema.closest(str(value), list(allowed)))
 
 
 @dataclass
@@ -36,39 +39,39 @@ class HLSConfig:
     matching pattern wins.
     """
 
-    backend: str = "Vitis"
-    part: str = "xcvu13p-flga2577-2-e"
-    clock_period: float = 5.0
-    io_type: str = "io_parallel"
-    strategy: str = "Latency"
-    reuse_factor: int = 1
-    layers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    backend: str = schema.setting("Vitis", aliases=("Backend",))
+    part: str = schema.setting("xcvu13p-flga2577-2-e", aliases=("Part",))
+    clock_period: float = schema.setting(5.0, gt=0, aliases=("ClockPeriod",), doc="ns")
+    io_type: str = schema.setting("io_parallel", aliases=("IOType",))
+    strategy: str = schema.setting("Latency", aliases=("Strategy",))
+    reuse_factor: int = schema.setting(1, ge=1, aliases=("ReuseFactor",))
+    layers: dict[str, dict[str, Any]] = schema.setting(default_factory=dict, aliases=("LayerName",))
 
     def __post_init__(self) -> None:
-        self.backend = _check_choice("backend", self.backend, BACKENDS)
-        self.io_type = _check_choice("io_type", self.io_type, IO_TYPES)
-        self.strategy = _check_choice("strategy", self.strategy, STRATEGIES)
-        self.reuse_factor = _check_reuse("reuse_factor", self.reuse_factor)
-        if not isinstance(self.part, str) or not self.part.strip():
-            raise ValueError(f"HLSConfig: part must be an FPGA part name, got {self.part!r}")
-        if isinstance(self.clock_period, bool) or not isinstance(self.clock_period, (int, float)) or self.clock_period <= 0:
-            raise ValueError(f"HLSConfig: clock_period (ns) must be > 0, got {self.clock_period!r}")
-        self.clock_period = float(self.clock_period)
+        schema.check(self, "HLSConfig")
+        self.backend = _choice("backend", self.backend, BACKENDS)
+        self.io_type = _choice("io_type", self.io_type, IO_TYPES)
+        self.strategy = _choice("strategy", self.strategy, STRATEGIES)
+        if not self.part.strip():
+            raise ConfigError(f"HLSConfig: part must be an FPGA part name, got {self.part!r}")
         clean: dict[str, dict[str, Any]] = {}
         for pattern, over in dict(self.layers).items():
+            where = f"HLSConfig: layers[{pattern!r}]"
             if not isinstance(over, dict):
-                raise ValueError(f"HLSConfig: layers[{pattern!r}] must be a dict, got {over!r}")
-            unknown = set(over) - set(_LAYER_KEYS)
+                raise ConfigError(f"{where} must be a mapping, got {over!r}")
+            unknown = sorted(set(over) - set(LAYER_KEYS))
             if unknown:
-                raise ValueError(
-                    f"HLSConfig: layers[{pattern!r}] has unknown keys {sorted(unknown)}; "
-                    f"allowed: {sorted(_LAYER_KEYS)}"
-                )
+                raise ConfigError(f"{where} has unknown key {unknown[0]!r}"
+                                  f"{schema.closest(unknown[0], list(LAYER_KEYS))}; allowed: "
+                                  f"{', '.join(LAYER_KEYS)}")
             o = dict(over)
             if "ReuseFactor" in o:
-                o["ReuseFactor"] = _check_reuse(f"layers[{pattern!r}]['ReuseFactor']", o["ReuseFactor"])
+                rf = o["ReuseFactor"]
+                if isinstance(rf, bool) or not isinstance(rf, int) or rf < 1:
+                    raise ConfigError(f"{where}['ReuseFactor'] must be a positive integer, "
+                                      f"got {rf!r}")
             if "Strategy" in o:
-                o["Strategy"] = _check_choice(f"layers[{pattern!r}]['Strategy']", o["Strategy"], STRATEGIES)
+                o["Strategy"] = _choice(f"layers[{pattern!r}]['Strategy']", o["Strategy"], STRATEGIES)
             clean[pattern] = o
         self.layers = clean
 
@@ -83,22 +86,13 @@ class HLSConfig:
 
     def replace(self, **changes: Any) -> HLSConfig:
         """A copy with some fields changed (validated again)."""
-        d = asdict(self)
-        d.update(changes)
-        return HLSConfig(**d)
+        return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> HLSConfig:
-        """Build from a YAML/JSON mapping; unknown keys are an error that names them."""
-        allowed = set(cls.__dataclass_fields__)
-        # hls4ml spellings are accepted too
-        aliases = {"Backend": "backend", "Part": "part", "ClockPeriod": "clock_period",
-                   "IOType": "io_type", "Strategy": "strategy", "ReuseFactor": "reuse_factor"}
-        norm = {aliases.get(k, k): v for k, v in dict(d).items()}
-        unknown = set(norm) - allowed
-        if unknown:
-            raise ValueError(f"HLSConfig: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
-        return cls(**norm)
+    def from_dict(cls, d: dict[str, Any] | None) -> HLSConfig:
+        """Build from a YAML/JSON mapping (hls4ml spellings accepted); an unknown key is an error
+        that names it and the closest valid key."""
+        return schema.from_dict(cls, d, "hls")

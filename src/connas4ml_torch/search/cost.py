@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from connas4ml_torch.hardware.config import HLSConfig
 from connas4ml_torch.hardware.layerspec import LayerSpec
 from connas4ml_torch.hardware.resources import SEARCHABLE, canonical_resource  # noqa: F401
-from connas4ml_torch.space.layers import choice_argmax
+from connas4ml_torch.kinds import SpecContext, choice_argmax, searchable_kind
 
 __all__ = ["RESOURCES", "Variable", "LayerTable", "CostTables", "canonical_resource"]
 
@@ -70,17 +70,17 @@ class CostTables:
         slices: list[tuple[str, list[int], list[tuple[int, ...]]]] = []
         for name, node in supernet.graph.layers.items():
             mod = mods[name]
-            deps = {"out": self._var_of[(name, "width")], "wbits": self._var_of[(name, "weight_bits")]}
-            if node.producer is not None and (node.producer, "width") in self._var_of:
-                deps["in"] = self._var_of[(node.producer, "width")]
-            deps["abits"] = self._var_of[(node.in_quant, "bits")]
-            if (name, "kernel") in self._var_of:
-                deps["kernel"] = self._var_of[(name, "kernel")]
+            kind = searchable_kind(mod)
+            # the layer kind says which architecture variables its cost depends on
+            deps = {axis: self._var_of[key] for axis, key in kind.cost_axes(mod, node).items()
+                    if key in self._var_of}
             var_ids = list(dict.fromkeys(deps.values()))  # tied variables enumerated once
             combos = list(itertools.product(*(range(len(self.variables[v].values)) for v in var_ids)))
             for combo in combos:
                 val = {v: self.variables[v].values[i] for v, i in zip(var_ids, combo)}
-                specs.append(self._spec(name, node, mod, {k: val[v] for k, v in deps.items()}))
+                values = {k: val[v] for k, v in deps.items()}
+                specs.append(kind.spec(SpecContext(name, mod, values, node.in_shape,
+                                                   node.out_shape, node.block), self.hls))
             slices.append((name, var_ids, combos))
         point = self._predict(cost_model, specs, None)
         upper = self._predict(cost_model, specs, quantile) if quantile else None
@@ -127,21 +127,6 @@ class CostTables:
                 return
         self.variables.append(Variable(f"{layer}.{kind}", tuple(values), alpha, [(layer, kind)]))
         self._var_of[(layer, kind)] = len(self.variables) - 1
-
-    def _spec(self, name: str, node, mod, val: dict[str, int]) -> LayerSpec:
-        block = node.block
-        if node.kind == "Dense":
-            n_in = val["in"] * block if "in" in val else node.in_shape[-1]
-            kernel, out_size = (), ()
-        else:
-            n_in = val["in"] if "in" in val else node.in_shape[1]
-            k = val.get("kernel", mod.kernel_size[0])
-            kernel = (k,) * mod.dims
-            out_size = tuple(node.out_shape[2:])
-        n_out = val["out"]
-        return LayerSpec(node.kind, int(n_in), int(n_out), kernel, out_size,
-                         weight_bits=int(val["wbits"]), input_bits=int(val["abits"])).with_hls(
-            self.hls, name)
 
     def _predict(self, cost_model, specs: list[LayerSpec], quantile) -> np.ndarray:
         df = cost_model.predict(specs) if quantile is None else cost_model.predict(specs, quantile=quantile)

@@ -12,6 +12,9 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Any
 
+from connas4ml_torch import schema
+from connas4ml_torch.errors import ConfigError
+
 __all__ = ["SearchSpace", "Choices"]
 
 Choices = "list[int] | dict[str, list[int]]"
@@ -22,14 +25,14 @@ def _norm_list(where: str, values: Any) -> tuple[int, ...]:
     if isinstance(values, int) and not isinstance(values, bool):
         values = [values]
     if not isinstance(values, (list, tuple)) or not values:
-        raise ValueError(f"SearchSpace: {where} must be a non-empty list of ints, got {values!r}")
+        raise ConfigError(f"SearchSpace: {where} must be a non-empty list of ints, got {values!r}")
     out = []
     for v in values:
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"SearchSpace: {where} has {v!r}; choices must be positive ints")
+            raise ConfigError(f"SearchSpace: {where} has {v!r}; choices must be positive ints")
         out.append(int(v))
     if len(set(out)) != len(out):
-        raise ValueError(f"SearchSpace: {where} has repeated choices {values!r}")
+        raise ConfigError(f"SearchSpace: {where} has repeated choices {values!r}")
     return tuple(sorted(out))
 
 
@@ -65,67 +68,73 @@ class SearchSpace:
 
     def __post_init__(self) -> None:
         if not isinstance(self.width, dict):
-            raise ValueError("SearchSpace: width must be a dict {layer name or glob: [widths]}")
+            raise ConfigError("SearchSpace: width must be a dict {layer name or glob: [widths]}")
         if not isinstance(self.kernel, dict):
-            raise ValueError("SearchSpace: kernel must be a dict {layer name or glob: [sizes]}")
+            raise ConfigError("SearchSpace: kernel must be a dict {layer name or glob: [sizes]}")
         self._width = _norm_map("width", self.width)
         self._wbits = _norm_map("weight_bits", self.weight_bits)
         self._abits = _norm_map("act_bits", self.act_bits)
         self._kernel = _norm_map("kernel", self.kernel)
         for k, ks in self._kernel.items():
             if any(s % 2 == 0 for s in ks):
-                raise ValueError(f"SearchSpace: kernel[{k!r}]={list(ks)}: sizes must be odd")
+                raise ConfigError(f"SearchSpace: kernel[{k!r}]={list(ks)}: sizes must be odd")
         if isinstance(self.bias_bits, bool) or not isinstance(self.bias_bits, int) or self.bias_bits < 2:
-            raise ValueError(f"SearchSpace: bias_bits must be an int >= 2, got {self.bias_bits!r}")
+            raise ConfigError(f"SearchSpace: bias_bits must be an int >= 2, got {self.bias_bits!r}")
         for b in {b for m in (self._wbits, self._abits) for v in m.values() for b in v}:
             if b < 2 or b > 16:
-                raise ValueError(f"SearchSpace: bit width {b} outside the supported 2..16")
+                raise ConfigError(f"SearchSpace: bit width {b} outside the supported 2..16")
         self.tie = [list(g) for g in self.tie]
-        self._used: set[tuple[str, str]] = set()
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> SearchSpace:
+        """Build from a YAML/JSON mapping; unknown keys name the closest valid one."""
+        return schema.from_dict(cls, d, "space")
 
     # ---- lookups ---------------------------------------------------------------------------
-    def _lookup(self, table: dict[str, tuple[int, ...]], field_name: str, name: str):
+    @staticmethod
+    def _lookup(table: dict[str, tuple[int, ...]], name: str):
         for pattern, values in table.items():
             if fnmatch.fnmatchcase(name, pattern):
-                self._used.add((field_name, pattern))
                 return values
         return None
 
     def widths_for(self, name: str, default: int) -> tuple[int, ...]:
-        found = self._lookup(self._width, "width", name)
+        found = self._lookup(self._width, name)
         if found is None:
             return (default,)
         if max(found) > default:
-            raise ValueError(
+            raise ConfigError(
                 f"SearchSpace: width choices {list(found)} for {name!r} exceed the module's "
                 f"{default} outputs; make the module at least as wide as the widest choice"
             )
         return found
 
     def weight_bits_for(self, name: str) -> tuple[int, ...]:
-        return self._lookup(self._wbits, "weight_bits", name) or (8,)
+        return self._lookup(self._wbits, name) or (8,)
 
     def act_bits_for(self, name: str) -> tuple[int, ...]:
-        return self._lookup(self._abits, "act_bits", name) or (8,)
+        return self._lookup(self._abits, name) or (8,)
 
     def kernels_for(self, name: str, default: int) -> tuple[int, ...]:
-        found = self._lookup(self._kernel, "kernel", name)
+        found = self._lookup(self._kernel, name)
         if found is None:
             return (default,)
         if max(found) > default:
-            raise ValueError(
+            raise ConfigError(
                 f"SearchSpace: kernel choices {list(found)} for {name!r} exceed the module's "
                 f"kernel {default}; build the module with the largest kernel"
             )
         return found
 
-    def check_all_used(self) -> None:
-        """Raise if a per-layer pattern matched no module (call after all lookups)."""
+    def check_patterns(self, names: dict[str, set[str]]) -> None:
+        """Raise if a per-layer pattern matches none of the module names it applies to
+        (``names``: field -> the names the supernet looked up for that field)."""
         for field_name, table in (("width", self._width), ("weight_bits", self._wbits),
                                   ("act_bits", self._abits), ("kernel", self._kernel)):
             for pattern in table:
-                if pattern != "*" and (field_name, pattern) not in self._used:
-                    raise ValueError(
+                if pattern != "*" and not any(fnmatch.fnmatchcase(n, pattern)
+                                              for n in names.get(field_name, ())):
+                    raise ConfigError(
                         f"SearchSpace: {field_name}[{pattern!r}] matches no searchable module "
                         "of the model; check the module names (print(model) shows them)"
                     )

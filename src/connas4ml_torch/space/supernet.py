@@ -9,28 +9,24 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from connas4ml_torch.space.layers import (
+from connas4ml_torch.errors import UnsupportedLayerError
+from connas4ml_torch.kinds import (
     ARCH_PREFIX,
     ArchControl,
-    SearchableAct,
-    SearchableConv,
-    SearchableLinear,
-    _Searchable,
-    _SearchableWeight,
+    Searchable,
     choice_argmax,
+    require_kind,
+    searchable_kind,
 )
+from connas4ml_torch.kinds.activation import SearchableAct
 from connas4ml_torch.space.spec import INPUT, SearchSpace
 from connas4ml_torch.space.trace import Graph, trace_graph
 
-__all__ = ["Supernet", "searchable"]
+__all__ = ["Supernet", "searchable", "SAMPLING_MODES"]
 
-# parameter-free modules that may stay as they are
-_PASSIVE = (nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.Flatten,
-            nn.Identity, nn.Dropout, nn.Unflatten, nn.AvgPool1d, nn.AvgPool2d)
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 # how the supernet weighs its choices in a forward pass (ArchControl.mode)
 SAMPLING_MODES = ("softmax", "gumbel", "gumbel_hard", "reinforce", "auto", "argmax")
-SUPPORTED = "nn.Linear, nn.Conv1d, nn.Conv2d, nn.ReLU, max/avg pooling, nn.Flatten, nn.Dropout, nn.Identity"
 
 
 def _set_child(root: nn.Module, name: str, new: nn.Module) -> None:
@@ -39,47 +35,37 @@ def _set_child(root: nn.Module, name: str, new: nn.Module) -> None:
     setattr(parent, attr, new)
 
 
+def _is_container(mod: nn.Module) -> bool:
+    """Containers and custom modules made only of other modules (no parameters of their own)."""
+    return isinstance(mod, _CONTAINERS) or (
+        not list(mod.parameters(recurse=False)) and not list(mod.buffers(recurse=False))
+        and bool(list(mod.children())))
+
+
 def _convert(model: nn.Module, space: SearchSpace, ctl: ArchControl) -> None:
-    """Replace the supported layers of ``model`` in place; refuse anything else by name."""
+    """Replace the modules of ``model`` in place by what their layer kind makes of them; refuse
+    any module without a kind, naming it (the registry: connas4ml_torch.kinds)."""
+    skip: list[str] = []
     for name, mod in list(model.named_modules()):
+        if any(name.startswith(p + ".") for p in skip):
+            continue
         if not name:
-            if isinstance(mod, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ReLU)):
-                raise ValueError("searchable(): wrap the layer in an nn.Sequential or a module")
+            if not list(mod.children()):
+                raise UnsupportedLayerError(
+                    "searchable(): wrap the layer in an nn.Sequential or a module")
             own = list(mod.named_parameters(recurse=False))
             if own:
-                raise ValueError(f"searchable(): the model holds parameters of its own "
-                                 f"({own[0][0]}); put them in nn.Linear/nn.Conv layers")
+                raise UnsupportedLayerError(
+                    f"searchable(): the model holds parameters of its own ({own[0][0]}); put "
+                    "them in layers (nn.Linear, nn.Conv...)")
             continue
-        if isinstance(mod, nn.Linear):
-            new = SearchableLinear(name, ctl, mod, space.widths_for(name, mod.out_features),
-                                   space.weight_bits_for(name), space.bias_bits)
-        elif isinstance(mod, (nn.Conv1d, nn.Conv2d)):
-            if mod.groups != 1 or mod.padding_mode != "zeros":
-                raise ValueError(f"searchable(): {name} ({type(mod).__name__}) uses groups="
-                                 f"{mod.groups}, padding_mode={mod.padding_mode!r}; only "
-                                 "groups=1 with zero padding is supported")
-            new = SearchableConv(name, ctl, mod, space.widths_for(name, mod.out_channels),
-                                 space.weight_bits_for(name), space.bias_bits,
-                                 space.kernels_for(name, mod.kernel_size[0]))
-        elif isinstance(mod, nn.ReLU):
-            new = SearchableAct(name, ctl, space.act_bits_for(name), relu=True)
-        elif isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            raise ValueError(
-                f"searchable(): {name} is a BatchNorm layer. Float BatchNorm breaks the bit-exact "
-                "export; fold it into the preceding layer first "
-                "(connas4ml_torch.export.fold_batchnorm(model)) or remove it"
-            )
-        elif isinstance(mod, _PASSIVE + _CONTAINERS) or (
-            not list(mod.parameters(recurse=False)) and not list(mod.buffers(recurse=False))
-            and list(mod.children())
-        ):
+        k = None if _is_container(mod) else require_kind(name, mod, "searchable()")
+        if k is None:
             continue
-        else:
-            raise ValueError(
-                f"searchable(): module {name!r} of type {type(mod).__name__} is not supported. "
-                f"Supported: {SUPPORTED} (and containers / custom modules made of them)"
-            )
-        _set_child(model, name, new)
+        skip.append(name)  # a kind owns its module and everything inside it
+        new = k.to_searchable(name, mod, space, ctl)
+        if new is not None:
+            _set_child(model, name, new)
 
 
 class Supernet(nn.Module):
@@ -97,8 +83,8 @@ class Supernet(nn.Module):
         self.control = ArchControl()
         _convert(model, space, self.control)
         self.input_quant = SearchableAct(INPUT, self.control, space.act_bits_for(INPUT), relu=False)
-        space.check_all_used()  # after every lookup, the input quantizer's included
         self.net = model
+        space.check_patterns(self._looked_up())
         self.graph: Graph | None = None
         if example_input is not None:
             self.analyse(example_input)
@@ -113,15 +99,25 @@ class Supernet(nn.Module):
         self.control.samples.clear()  # "reinforce": one fresh network per forward pass
         return self.net(self.input_quant(x))
 
-    def searchable_modules(self) -> dict[str, _Searchable]:
+    def _looked_up(self) -> dict[str, set[str]]:
+        """Which module names each SearchSpace field was asked about (unmatched patterns are
+        typos: SearchSpace.check_patterns refuses them)."""
+        mods = self.searchable_modules()
+        weights = {n for n, m in mods.items() if searchable_kind(m).role == "weight"}
+        return {"width": weights, "weight_bits": weights,
+                "kernel": {n for n in weights if hasattr(mods[n], "kernel_size")},
+                "act_bits": {n for n, m in mods.items() if searchable_kind(m).role == "act"}}
+
+    def searchable_modules(self) -> dict[str, Searchable]:
         """Every searchable module by the user's name (the input quantizer is ``"input"``)."""
         mods = {INPUT: self.input_quant}
-        mods.update({m.name: m for m in self.net.modules() if isinstance(m, _Searchable)})
+        mods.update({m.name: m for m in self.net.modules() if isinstance(m, Searchable)})
         return mods
 
-    def weight_layers(self) -> dict[str, _SearchableWeight]:
-        """Searchable Linear/Conv layers, in the order forward() calls them once analysed."""
-        mods = {n: m for n, m in self.searchable_modules().items() if isinstance(m, _SearchableWeight)}
+    def weight_layers(self) -> dict[str, Searchable]:
+        """Searchable weight layers, in the order forward() calls them once analysed."""
+        mods = {n: m for n, m in self.searchable_modules().items()
+                if searchable_kind(m).role == "weight"}
         if self.graph is not None:
             return {n: mods[n] for n in self.graph.layers}
         return mods
@@ -139,11 +135,11 @@ class Supernet(nn.Module):
                     f"x.flatten(1), or keep the width of {node.producer} fixed"
                 )
             if node.in_quant is None:
-                raise ValueError(
-                    f"{node.name}: its input is not quantized. Every Linear/Conv must be fed by "
-                    "the input or by an nn.ReLU module (functional relu, sums or average pooling "
-                    "in between leave the fixed-point grid)"
-                )
+                raise UnsupportedLayerError(
+                    f"{node.name}: its input is not quantized ({node.off_grid or 'unknown op'}). "
+                    "Every weight layer must be fed by the input or by an activation module "
+                    "such as nn.ReLU: functional ops, sums or pooling that averages in between "
+                    "leave the fixed-point grid")
             if node.is_output and len(mods[node.name].widths) > 1:
                 raise ValueError(f"{node.name} produces the model output: its width cannot be "
                                  "searched; remove it from SearchSpace.width")
@@ -158,11 +154,11 @@ class Supernet(nn.Module):
         self.graph = graph
         return graph
 
-    def _tie(self, group: set, mods: dict[str, _Searchable], lazy: bool) -> None:
+    def _tie(self, group: set, mods: dict[str, Searchable], lazy: bool) -> None:
         names = sorted(n for n in group if n is not None)
         for n in names:
-            if n not in mods or not isinstance(mods[n], _SearchableWeight):
-                raise ValueError(f"tie: {n!r} is not a searchable Linear/Conv layer")
+            if n not in mods or searchable_kind(mods[n]).role != "weight":
+                raise ValueError(f"tie: {n!r} is not a searchable weight layer")
         searched = [n for n in names if len(mods[n].widths) > 1]
         if not searched:
             return
@@ -256,7 +252,7 @@ class Supernet(nn.Module):
                 idx[(layer, kind)] = mods[layer].choice_values()[kind].index(value)
         # tied layers must agree
         for layer, mod in mods.items():
-            if isinstance(mod, _SearchableWeight) and mod.alpha_width is not None:
+            if getattr(mod, "alpha_width", None) is not None:
                 for other, om in mods.items():
                     if other != layer and getattr(om, "alpha_width", None) is mod.alpha_width and \
                             idx[(layer, "width")] != idx[(other, "width")]:
@@ -290,7 +286,7 @@ class Supernet(nn.Module):
         return derive_model(self, full)
 
 
-def mods_widths(mods: dict[str, _Searchable], name: str) -> tuple[int, ...]:
+def mods_widths(mods: dict[str, Searchable], name: str) -> tuple[int, ...]:
     m = mods.get(name)
     return getattr(m, "widths", ()) if m is not None else ()
 
@@ -305,5 +301,5 @@ def searchable(model: nn.Module, space: SearchSpace | dict[str, Any] | None = No
     if space is None:
         space = SearchSpace()
     elif isinstance(space, dict):
-        space = SearchSpace(**space)
+        space = SearchSpace.from_dict(space)
     return Supernet(model, space, example_input)

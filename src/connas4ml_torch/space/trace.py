@@ -12,7 +12,7 @@ torch.fx would stop at data-dependent control flow; a run-time trace does not.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor, nn
@@ -21,13 +21,16 @@ from torch.utils._pytree import tree_flatten
 
 __all__ = ["Prov", "LayerNode", "ActNode", "Graph", "trace_graph"]
 
-# ops after which a tensor is still on the grid of the quantizer that produced it
-_GRID_KEEPING = {
-    "max_pool1d", "max_pool2d", "max_pool1d_with_indices", "max_pool2d_with_indices",
-    "adaptive_max_pool1d", "adaptive_max_pool2d", "flatten", "view", "reshape", "relu",
-    "dropout", "contiguous", "clone", "squeeze", "unsqueeze", "__getitem__", "detach",
-    "identity",
-}
+# layout ops after which a tensor is still on the grid of the quantizer that produced it; the
+# layer kinds add theirs (kinds.LayerKind.grid_ops: pooling, flatten, relu, dropout ...)
+_LAYOUT_OPS = {"view", "reshape", "contiguous", "clone", "squeeze", "unsqueeze", "__getitem__",
+               "detach"}
+
+
+def _grid_keeping() -> set[str]:
+    from connas4ml_torch.kinds import kinds
+
+    return _LAYOUT_OPS | {op for k in kinds() for op in k.grid_ops}
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Prov:
     quant: str | None = None
     block: int = 1          # features per channel after a flatten (channel-major)
     opaque: str | None = None  # why the channel layout was lost, if it was
+    off_grid: str | None = None  # the op that took the tensor off its quantizer's grid
 
 
 @dataclass
@@ -53,6 +57,7 @@ class LayerNode:
     out_shape: tuple[int, ...]
     is_output: bool = False
     opaque: str | None = None  # an op between producer and this layer the trace cannot follow
+    off_grid: str | None = None  # the op between quantizer and this layer that left the grid
 
 
 @dataclass
@@ -84,6 +89,7 @@ class _Tracer(TorchFunctionMode):
         self.prov: dict[int, Prov] = {}
         self.keep: list[Tensor] = []  # keep traced tensors alive so ids are not reused
         self.depth = 0
+        self.grid_ops = _grid_keeping()
 
     def set(self, t: Tensor, p: Prov) -> None:
         self.prov[id(t)] = p
@@ -115,9 +121,11 @@ class _Tracer(TorchFunctionMode):
         if len(producers) > 1:  # outputs meet (add, mul...): their widths must be equal
             self.graph.ties.append(set(producers))
         t_in, p_in = ins[0]
-        quant = p_in.quant if (name in _GRID_KEEPING and len(ins) == 1) else None
+        keeps = name in self.grid_ops and len(ins) == 1
+        quant = p_in.quant if keeps else None
+        off = p_in.off_grid if keeps else (p_in.off_grid or f"the op {name!r} leaves the grid")
         for o in outs:
-            self.set(o, self._layout(t_in, o, p_in, quant, name))
+            self.set(o, replace(self._layout(t_in, o, p_in, quant, name), off_grid=off))
         return out
 
     @staticmethod
@@ -136,7 +144,7 @@ class _Tracer(TorchFunctionMode):
 
 def trace_graph(supernet: nn.Module, example_input: Tensor, forward=None) -> Graph:
     """Run ``forward`` (default ``supernet``) once on ``example_input``; return the layer graph."""
-    from connas4ml_torch.space.layers import SearchableAct, _SearchableWeight
+    from connas4ml_torch.kinds import Searchable, searchable_kind
 
     graph = Graph(input_shape=tuple(example_input.shape))
     tracer = _Tracer(graph)
@@ -155,7 +163,7 @@ def trace_graph(supernet: nn.Module, example_input: Tensor, forward=None) -> Gra
             return
         p, shape = mod._trace_in
         del mod._trace_in
-        if isinstance(mod, SearchableAct):
+        if searchable_kind(mod).role == "act":
             graph.acts.setdefault(mod.name, ActNode(mod.name, p.producer, shape))
             tracer.set(out, Prov(p.producer, mod.name, p.block, p.opaque))
         else:
@@ -166,12 +174,13 @@ def trace_graph(supernet: nn.Module, example_input: Tensor, forward=None) -> Gra
                 )
             graph.layers[mod.name] = LayerNode(
                 mod.name, mod.kind, p.producer, p.block, p.quant, shape, tuple(out.shape),
-                opaque=p.opaque,
+                opaque=p.opaque, off_grid=p.off_grid,
             )
-            tracer.set(out, Prov(mod.name, None, 1))
+            tracer.set(out, Prov(mod.name, None, 1,
+                                 off_grid=f"{mod.name}'s output is its unquantized accumulator"))
 
     for m in supernet.modules():
-        if isinstance(m, (SearchableAct, _SearchableWeight)):
+        if isinstance(m, Searchable):
             handles.append(m.register_forward_pre_hook(pre_hook))
             handles.append(m.register_forward_hook(post_hook))
     x = example_input.detach().clone()

@@ -58,38 +58,12 @@ class SynthJob:
 
 
 def build_layer_model(spec: LayerSpec, seed: int = 0, bias_bits: int = 8) -> tuple[Any, Any]:
-    """The one-layer Brevitas network of ``spec`` and an example input (batch 1, NCHW).
+    """The one-layer Brevitas network of ``spec`` and an example input (batch 1, NCHW), as its
+    layer kind builds it (``QuantIdentity`` then the layer; weights uniform in [-1, 1) from
+    ``seed``; convolutions with stride 1 and 'valid' padding)."""
+    from connas4ml_torch.kinds import kind_named
 
-    ``QuantIdentity`` (fixed-point, ``input_bits``, range [-1, 1]) then ``QuantLinear`` /
-    ``QuantConv1d`` / ``QuantConv2d`` (fixed-point weights of ``weight_bits``, fixed-point bias of
-    ``bias_bits``). Weights are uniform in [-1, 1) from ``seed``. Convolutions use stride 1 and
-    'valid' padding, so the input size is ``out_size + kernel - 1`` per spatial dimension.
-    """
-    import torch
-    from brevitas.nn import QuantConv1d, QuantConv2d, QuantIdentity, QuantLinear
-
-    from connas4ml_torch.quant import FixedPointAct, FixedPointBias, FixedPointWeight
-
-    gen = torch.Generator().manual_seed(seed)
-    q = {"weight_quant": FixedPointWeight, "weight_bit_width": spec.weight_bits,
-         "weight_scaling_init": 1.0, "bias": True, "bias_quant": FixedPointBias,
-         "bias_bit_width": bias_bits, "bias_scaling_init": 1.0}
-    if spec.layer_type == "Dense":
-        layer = QuantLinear(spec.n_in, spec.n_out, **q)
-        shape: tuple[int, ...] = (1, spec.n_in)
-    else:
-        cls = QuantConv1d if spec.layer_type == "Conv1D" else QuantConv2d
-        k = spec.kernel if spec.layer_type == "Conv2D" else spec.kernel[0]
-        layer = cls(spec.n_in, spec.n_out, kernel_size=k, stride=1, padding=0, **q)
-        shape = (1, spec.n_in, *(o + kk - 1 for o, kk in zip(spec.out_size, spec.kernel)))
-    with torch.no_grad():
-        layer.weight.copy_(torch.rand(layer.weight.shape, generator=gen) * 2 - 1)
-        layer.bias.copy_(torch.rand(layer.bias.shape, generator=gen) - 0.5)
-    ident = QuantIdentity(act_quant=FixedPointAct, bit_width=spec.input_bits, min_val=-1.0,
-                          max_val=1.0, return_quant_tensor=True)
-    model = torch.nn.Sequential(ident, layer).eval()
-    x = torch.rand(shape, generator=gen) * 2 - 1
-    return model, x
+    return kind_named(spec.layer_type).build_layer(spec, seed, bias_bits)
 
 
 def hls_config_of(spec: LayerSpec) -> HLSConfig:
@@ -101,6 +75,7 @@ def hls_config_of(spec: LayerSpec) -> HLSConfig:
 def write_project(job: SynthJob, project_dir: Path) -> dict[str, Any]:
     """Write the hls4ml project of ``job`` into ``project_dir`` (no compile); facts about it."""
     from connas4ml_torch.export import convert
+    from connas4ml_torch.kinds import kind_named
 
     model, x = build_layer_model(job.spec, job.seed, job.bias_bits)
     hm = convert(model, hls_config_of(job.spec), str(project_dir), x)
@@ -108,9 +83,9 @@ def write_project(job: SynthJob, project_dir: Path) -> dict[str, Any]:
     if job.tool.writes_build_opt:  # Vitis: hls4ml's template asks for csim+cosim; we synthesize
         (project_dir / "build_opt.tcl").write_text(_BUILD_OPT.format(vsynth=int(job.tool.vsynth)))
     info: dict[str, Any] = {"project_name": hm.config.get_project_name()}
+    kind = kind_named(job.spec.layer_type)
     for layer in hm.get_layers():  # the synthesized layer: its effective (hls4ml-adjusted) RF
-        if layer.class_name in ("Dense", "Conv1D", "Conv2D", "PointwiseConv1D",
-                                "PointwiseConv2D"):
+        if layer.class_name in kind.hls_classes:
             info["hls_layer"] = layer.name
             info["effective_reuse_factor"] = layer.get_attr("reuse_factor")
             break

@@ -21,7 +21,13 @@ from typing import Any
 import numpy as np
 
 from connas4ml_torch.hardware.config import HLSConfig
-from connas4ml_torch.hardware.layerspec import LAYER_TYPES, LayerSpec
+from connas4ml_torch.hardware.layerspec import LayerSpec
+from connas4ml_torch.kinds import kind_named, kinds
+
+
+def _layer_types() -> tuple[str, ...]:
+    """The kinds a one-layer sweep can build: every weight kind of the registry."""
+    return tuple(k.name for k in kinds("weight"))
 
 __all__ = [
     "AXES",
@@ -37,7 +43,7 @@ __all__ = [
 
 # axis -> expected type of one choice (for error messages)
 AXES: dict[str, str] = {
-    "layer_type": "one of " + "|".join(LAYER_TYPES),
+    "layer_type": "a weight layer kind (Dense|Conv1D|Conv2D...)",
     "n_in": "positive int",
     "n_out": "positive int",
     "kernel": "positive int (square / 1-d kernel)",
@@ -76,8 +82,8 @@ def normalize_space(space: Mapping[str, Any], where: str = "space") -> dict[str,
         out[axis] = clean
     if "layer_type" in out:
         for t in out["layer_type"]:
-            if t not in LAYER_TYPES:
-                raise ValueError(f"{where}.layer_type: {t!r} is not one of {LAYER_TYPES}")
+            if t not in _layer_types():
+                raise ValueError(f"{where}.layer_type: {t!r} is not one of {_layer_types()}")
     return out
 
 
@@ -85,7 +91,7 @@ def _spec_from_choice(choice: Mapping[str, Any], hls: HLSConfig) -> LayerSpec:
     """One ``LayerSpec`` from one point of the space, build settings from ``hls``."""
     c = dict(choice)
     layer_type = c.pop("layer_type", "Dense")
-    dims = {"Dense": 0, "Conv1D": 1, "Conv2D": 2}[layer_type]
+    dims = kind_named(layer_type).dims
     k = c.pop("kernel", 3)
     s = c.pop("out_size", 8)
     strategy = c.pop("strategy", hls.strategy)

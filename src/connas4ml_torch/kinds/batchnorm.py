@@ -1,6 +1,8 @@
-"""``fold_batchnorm``: fold BatchNorm1d/2d into the preceding Linear/Conv (float or Brevitas).
+"""BatchNorm: ``nn.BatchNorm1d/2d`` and ``fold_batchnorm``, which folds it into the Linear/Conv
+before it (float or Brevitas).
 
-Float BatchNorm cannot be exported bit-exactly (hls4ml turns it into a float scale and shift).
+Float BatchNorm cannot be exported bit-exactly (hls4ml turns it into a float scale and shift), and
+``searchable()`` refuses it (the BatchNorm kind below says how to fold it).
 Fold it into the layer before it, then fine-tune with quantization awareness so that the folded
 weights settle on the quantizer grids again. (torch.fx's fuser and
 ``torch.nn.utils.fusion.fuse_linear_bn_weights`` need a traceable model and eval-mode modules
@@ -14,9 +16,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights, fuse_linear_bn_weights
 
-from connas4ml_torch.export.checks import ExportError
+from connas4ml_torch.errors import ExportError
+from connas4ml_torch.kinds.base import LayerKind, register
 
-__all__ = ["fold_batchnorm"]
+__all__ = ["fold_batchnorm", "FOLD_FIX"]
 
 _LINEAR = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)  # Brevitas QuantLinear/QuantConv subclass these
 
@@ -127,3 +130,25 @@ def fold_batchnorm(model: nn.Module, example_input: Tensor | None = None) -> nn.
                 lin.bias.copy_(b)
         _set(model, bn_name, nn.Identity())
     return model
+
+
+FOLD_FIX = ("fold it into the preceding Linear/Conv with connas4ml_torch.export.fold_batchnorm(model) "
+            "before quantization-aware fine-tuning, or keep BatchNorm out of the network")
+
+
+class BatchNorm(LayerKind):
+    name = "BatchNorm"
+    role = "refused"
+    torch_types = (nn.BatchNorm1d, nn.BatchNorm2d)
+
+    def refuse(self, name: str, module: nn.Module) -> str:
+        return (f"{name} is a BatchNorm layer. Float BatchNorm breaks the bit-exact export; "
+                f"{FOLD_FIX}")
+
+    def check_export(self, name: str, module: nn.Module) -> None:
+        raise ExportError(f"module {name!r} ({type(module).__name__}) is a float BatchNorm: hls4ml "
+                          "would export it as a float scale that breaks bit-exactness silently. "
+                          f"Fix: {FOLD_FIX}.")
+
+
+register(BatchNorm())

@@ -1,0 +1,353 @@
+"""The layer-kind registry and the machinery every searchable layer shares.
+
+A *layer kind* (:class:`LayerKind`) is the one place that knows, for one kind of layer, every
+fact the rest of the library needs: which float and Brevitas modules it covers, what it becomes
+in the supernet, how the chosen network is derived from the supernet, its ``LayerSpec`` (the
+hardware description the cost model reads), the architecture variables its cost depends on, the
+export checks, the hls4ml configuration and the one-layer network a synthesis sweep builds.
+Every other part asks the registry (:func:`kind_of`, :func:`kinds`) and never names a layer
+class itself. Adding a kind is one new module in this package that calls :func:`register`
+(docs/layer_kinds.md).
+
+Also here: :class:`ArchControl` (how choice probabilities are computed in a forward pass) and the
+base classes of searchable layers, shared by the kinds' modules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from connas4ml_torch.errors import UnsupportedLayerError
+from connas4ml_torch.quant import fake_quant, mixed_fake_quant
+
+if TYPE_CHECKING:
+    from connas4ml_torch.hardware.config import HLSConfig
+    from connas4ml_torch.hardware.layerspec import LayerSpec
+
+__all__ = [
+    "ARCH_PREFIX", "ArchControl", "choice_argmax", "arch_param", "quant_mix", "Searchable",
+    "LayerKind", "SpecContext", "DeriveContext", "register", "unregister", "kinds", "kind_of", "kind_named",
+    "searchable_kind", "require_kind", "supported_names",
+]
+
+ARCH_PREFIX = "alpha_"  # architecture parameters are the parameters whose name starts with this
+
+
+# ---------------------------------------------------------------------------------------------
+# how a forward pass weighs the choices
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class ArchControl:
+    """How choice probabilities are computed; shared by every layer of one supernet.
+
+    ``mode``: ``"softmax"`` (``softmax(alpha / tau)``), ``"gumbel"`` (Gumbel-softmax sample with
+    temperature ``tau``), ``"gumbel_hard"`` (a one-hot sample in the forward pass, the soft
+    sample's gradient in the backward pass: every step trains one real architecture, and a
+    channel mask can no longer act as a learned gain), ``"reinforce"`` (a one-hot sample of
+    ``softmax(alpha / tau)`` with no gradient; ``samples`` keeps ``(logits, drawn index)`` so that
+    ``Search`` can score whole sampled networks against each other), ``"auto"`` (``"reinforce"``
+    for widths, ``"softmax"`` for every other choice), or ``"argmax"`` (one-hot
+    of the current argmax). ``fixed`` maps ``(layer, kind)`` to a forced choice index (used to
+    evaluate one discrete network).
+    """
+
+    temperature: float = 1.0
+    mode: str = "auto"
+    fixed: dict[tuple[str, str], int] = field(default_factory=dict)
+    samples: dict[tuple[str, str], tuple[Tensor, Tensor]] = field(default_factory=dict)
+
+    def probs(self, alpha: Tensor, layer: str, kind: str) -> Tensor:
+        key = (layer, kind)
+        if key in self.fixed:
+            return F.one_hot(torch.tensor(self.fixed[key], device=alpha.device),
+                             alpha.numel()).to(alpha.dtype)
+        if self.mode == "argmax":
+            return F.one_hot(choice_argmax(alpha), alpha.numel()).to(alpha.dtype)
+        if self.mode == "reinforce" or (self.mode == "auto" and kind == "width"):
+            # layers tied to one choice (residual adds) share the logits and so the draw
+            p = torch.softmax(alpha / self.temperature, dim=0)
+            i = next((j for a, j in self.samples.values() if a is alpha), None)
+            if i is None:  # the index stays a tensor: no device sync per layer
+                i = torch.multinomial(p.detach(), 1)[0]
+            self.samples[key] = (alpha, i)
+            # "+ 0 * p": a zero gradient still reaches the logits, as DistributedDataParallel
+            # expects of every parameter it holds (no find_unused_parameters needed)
+            return F.one_hot(i, alpha.numel()).to(alpha.dtype) + 0.0 * p
+        if self.mode in ("gumbel", "gumbel_hard"):
+            return F.gumbel_softmax(alpha, tau=self.temperature, hard=self.mode == "gumbel_hard")
+        return torch.softmax(alpha / self.temperature, dim=0)
+
+
+def choice_argmax(alpha: Tensor) -> Tensor:
+    """Index of the largest logit; ties go to the LAST choice (the widest / most precise).
+
+    Logits start equal, so a plain argmax would pick the smallest network of the space for any
+    choice the search has not moved yet; the largest is the accuracy-first default, and a budget
+    then steps it down (dual ascent, repair).
+    """
+    a = alpha.detach()
+    return a.numel() - 1 - torch.flip(a, (0,)).argmax()
+
+
+def arch_param(n: int) -> nn.Parameter | None:
+    """Logits of an ``n``-way choice (``None`` when there is nothing to choose)."""
+    return nn.Parameter(torch.zeros(n)) if n > 1 else None
+
+
+def quant_mix(x: Tensor, t: Tensor, alpha: nn.Parameter | None, ctl: ArchControl, layer: str,
+              kind: str, bits: tuple[int, ...], signed: bool, narrow: bool = False) -> Tensor:
+    """``sum_b p_b Q_b(x)`` (fused); a single choice is a plain quantizer."""
+    if alpha is None:
+        return fake_quant(x, t, bits[0], signed, narrow)
+    return mixed_fake_quant(x, t, bits, ctl.probs(alpha, layer, kind), signed, narrow)
+
+
+class Searchable(nn.Module):
+    """Base of every searchable module: the user's module name, its kind and the ArchControl."""
+
+    kind: ClassVar[str] = ""  # the registry name of the layer kind this module belongs to
+
+    def __init__(self, name: str, ctl: ArchControl):
+        super().__init__()
+        self.name = name
+        self._ctl = [ctl]  # in a list so nn.Module does not register or deepcopy-split it
+
+    @property
+    def ctl(self) -> ArchControl:
+        return self._ctl[0]
+
+    def arch(self) -> dict[str, nn.Parameter]:
+        """This layer's architecture parameters by choice kind."""
+        return {n[len(ARCH_PREFIX):]: p for n, p in self.named_parameters(recurse=False)
+                if n.startswith(ARCH_PREFIX)}
+
+    def choice_values(self) -> dict[str, tuple[int, ...]]:
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------------------------
+# layer kinds
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SpecContext:
+    """What a kind needs to describe one layer to the cost model.
+
+    ``values`` are the chosen architecture values of the layer's cost variables (``"out"``,
+    ``"in"``, ``"wbits"``, ``"abits"``, ``"kernel"``); ``in_shape``/``out_shape`` the traced
+    shapes; ``block`` the input features per producer channel (Dense after a flatten).
+    """
+
+    name: str
+    module: Any
+    values: dict[str, int]
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    block: int = 1
+
+
+@dataclass(frozen=True)
+class DeriveContext:
+    """Where a supernet layer sits: the chosen width of the layer feeding it (``None``: the
+    model input or a fixed width) and the input features per producer channel."""
+
+    in_width: int | None = None
+    block: int = 1
+
+
+class LayerKind:
+    """One kind of layer and everything the library knows about it (override what applies).
+
+    Class attributes:
+        name: registry key (``"Dense"``); also the hls4ml layer class when ``hls_classes`` is
+            not given.
+        role: ``"weight"`` (has searchable weights), ``"act"`` (a quantizer with searchable bits),
+            ``"passive"`` (kept as is: keeps the tensor on its quantizer's grid) or
+            ``"refused"`` (known but not supported: :meth:`refuse` says why and what to do).
+        torch_types: float modules this kind converts in :func:`connas4ml_torch.searchable`.
+        brevitas_types: class names of the Brevitas modules of this kind in a derived or
+            exported model (``"QuantLinear"``; matched on the class and its bases).
+        searchable_type: the supernet module class (role weight/act).
+        hls_classes: hls4ml layer classes the exported layer becomes.
+        onnx_ops: ONNX ops (after qonnx cleanup) this kind exports to.
+        onnx_weight_op: (weight kinds) the ONNX op that carries the weight (``MatMul``, ``Conv``).
+        grid_ops: torch function names that keep a tensor on its quantizer's grid (trace).
+    """
+
+    name: ClassVar[str] = ""
+    role: ClassVar[str] = "passive"
+    torch_types: ClassVar[tuple[type, ...]] = ()
+    brevitas_types: ClassVar[tuple[str, ...]] = ()
+    searchable_type: ClassVar[type | None] = None
+    hls_classes: ClassVar[tuple[str, ...]] = ()
+    onnx_ops: ClassVar[tuple[str, ...]] = ()
+    onnx_weight_op: ClassVar[str] = ""  # weight kinds: the ONNX op that carries the weight
+    grid_ops: ClassVar[tuple[str, ...]] = ()
+
+    # ---- the supernet ---------------------------------------------------------------------
+    def matches(self, module: nn.Module) -> bool:
+        """Whether ``module`` (float or Brevitas) is of this kind."""
+        return isinstance(module, self.torch_types) or self.is_brevitas(module)
+
+    def is_brevitas(self, module: nn.Module) -> bool:
+        return any(c.__name__ in self.brevitas_types and c.__module__.startswith("brevitas.")
+                   for c in type(module).__mro__)
+
+    def to_searchable(self, name: str, module: nn.Module, space: Any, ctl: ArchControl
+                      ) -> nn.Module | None:
+        """The supernet's module for ``module`` (``None``: keep it as it is)."""
+        return None
+
+    def refuse(self, name: str, module: nn.Module) -> str:
+        """Why a module of a ``"refused"`` kind cannot be searched, and what to do."""
+        return "not supported"
+
+    # ---- derivation -------------------------------------------------------------------------
+    def derive(self, module: nn.Module, choices: dict[str, dict[str, int]], ctx: Any) -> nn.Module:
+        """The Brevitas module of the chosen network for supernet module ``module``."""
+        raise NotImplementedError(f"{self.name} has nothing to derive")
+
+    # ---- cost model --------------------------------------------------------------------------
+    def cost_axes(self, module: nn.Module, node: Any) -> dict[str, tuple[str, str]]:
+        """The architecture variables the layer's cost depends on: ``{"out": (layer, "width"),
+        "wbits": (layer, "weight_bits"), "in": (producer, "width"), "abits": (quant, "bits"),
+        "kernel": (layer, "kernel")}`` (only those that exist)."""
+        return {}
+
+    def spec(self, ctx: SpecContext, hls: HLSConfig) -> LayerSpec:
+        """The ``LayerSpec`` of a supernet layer under one choice of its cost variables."""
+        raise NotImplementedError(f"{self.name} has no hardware description")
+
+    # ---- export -------------------------------------------------------------------------------
+    def check_export(self, name: str, module: nn.Module) -> None:
+        """Raise ``ExportError`` if this (Brevitas or passive) module cannot be exported exactly."""
+        if self.role == "refused":
+            from connas4ml_torch.errors import ExportError
+
+            raise ExportError(f"module {name!r} ({type(module).__name__}): "
+                              f"{self.refuse(name, module)}")
+
+    def export_spec(self, trace: Any, hls: HLSConfig) -> LayerSpec:
+        """The ``LayerSpec`` of a traced Brevitas layer of this kind (export, predicted resources)."""
+        raise NotImplementedError(f"{self.name} has no hardware description")
+
+    def hls_layer_config(self, name: str, hls: HLSConfig) -> dict[str, Any]:
+        """Per-layer entries for hls4ml's ``LayerName`` config (hls4ml key names)."""
+        return {}
+
+    def conversion_patch(self) -> contextlib.AbstractContextManager:
+        """A context active during hls4ml's conversion (to work around a parser bug of this
+        kind's layers); nothing by default."""
+        return contextlib.nullcontext()
+
+    # ---- synthesis sweeps -----------------------------------------------------------------------
+    def build_layer(self, spec: LayerSpec, seed: int, bias_bits: int) -> tuple[nn.Module, Tensor]:
+        """A one-layer Brevitas network of ``spec`` and an example input (synthesis sweeps)."""
+        raise NotImplementedError(f"{self.name} cannot be built as a one-layer network")
+
+    def __repr__(self) -> str:
+        return f"<layer kind {self.name} ({self.role})>"
+
+
+_REGISTRY: dict[str, LayerKind] = {}
+
+
+def register(kind: LayerKind) -> LayerKind:
+    """Add ``kind`` to the registry (a later kind of the same name replaces the earlier one)."""
+    if not kind.name:
+        raise ValueError(f"{type(kind).__name__}: a layer kind needs a name")
+    _REGISTRY[kind.name] = kind
+    return kind
+
+
+def unregister(name: str) -> None:
+    """Remove a kind (tests that add a kind take it out again)."""
+    _REGISTRY.pop(name, None)
+
+
+def kinds(role: str | None = None) -> Iterator[LayerKind]:
+    """Registered kinds (of one ``role``), in registration order."""
+    _load()
+    return (k for k in _REGISTRY.values() if role is None or k.role == role)
+
+
+def kind_named(name: str) -> LayerKind:
+    _load()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnsupportedLayerError(f"no layer kind {name!r}; registered: "
+                                    f"{', '.join(_REGISTRY)}") from None
+
+
+def kind_of(module: nn.Module) -> LayerKind | None:
+    """The kind of ``module`` (Brevitas types before float types: QuantLinear is an nn.Linear)."""
+    _load()
+    if isinstance(module, Searchable):
+        return _REGISTRY.get(module.kind)
+    for k in _REGISTRY.values():
+        if k.is_brevitas(module):
+            return k
+    for k in _REGISTRY.values():
+        if isinstance(module, k.torch_types):
+            return k
+    return None
+
+
+def searchable_kind(module: nn.Module) -> LayerKind:
+    """The kind of a supernet module (``Searchable`` subclasses name theirs)."""
+    k = kind_of(module)
+    if k is None:
+        raise UnsupportedLayerError(f"{type(module).__name__} is not a registered searchable layer")
+    return k
+
+
+def supported_names() -> str:
+    """``"nn.Linear, nn.Conv1d, ..."``: every module type some kind accepts (for messages)."""
+    _load()
+    names = []
+    for k in _REGISTRY.values():
+        if k.role == "refused":
+            continue
+        names += [f"nn.{t.__name__}" if t.__module__.startswith("torch.nn") else t.__name__
+                  for t in k.torch_types]
+    return ", ".join(dict.fromkeys(names))
+
+
+def require_kind(name: str, module: nn.Module, where: str) -> LayerKind:
+    """The kind of ``module``; an :class:`UnsupportedLayerError` naming the module, its class and
+    the supported kinds otherwise (``where``: the calling step, e.g. ``"searchable()"``)."""
+    k = kind_of(module)
+    if k is None:
+        raise UnsupportedLayerError(
+            f"{where}: module {name!r} of type {type(module).__name__} is not supported. "
+            f"Supported: {supported_names()} (and containers / custom modules made of them); "
+            "a new layer kind is one module in connas4ml_torch/kinds (docs/layer_kinds.md)")
+    if k.role == "refused":
+        raise UnsupportedLayerError(f"{where}: module {name!r} ({type(module).__name__}): "
+                                    f"{k.refuse(name, module)}")
+    return k
+
+
+_LOADED = [False]
+
+
+def _load() -> None:
+    """Import every module of this package once (each registers its kinds)."""
+    if _LOADED[0]:
+        return
+    _LOADED[0] = True
+    import importlib
+    import pkgutil
+
+    import connas4ml_torch.kinds as pkg
+
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if not info.name.startswith("_") and info.name != "base":
+            importlib.import_module(f"{pkg.__name__}.{info.name}")
