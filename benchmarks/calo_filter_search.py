@@ -3,7 +3,7 @@
 
 Network: ``models.calo_cnn()`` defaults (conv 64/128/256 3x3 + ReLU + max-pool, fc1 352, out 1;
 1.81M weights) on generated electromagnetic showers (``datasets.calo``: 5 layers x 32 x 32 cells,
-log1p inputs, energy target scaled to mean 1, 60/20/20 split; as ``runner.load_data``). All
+log1p inputs, energy target scaled to mean 1, 60/20/20 split; as ``run.load_data``). All
 layers 8-bit (weights, activations, input); only filter numbers are searched:
 conv1 {16,32,48,64}, conv2 {32,64,96,128}, conv3 {64,128,192,256}, fc1 {88,176,264,352}.
 
@@ -75,10 +75,10 @@ def calo_hls():
 
 
 def load_calo_splits(n: int, seed: int):
-    from connas4ml_torch.runner import load_data, validate_config
+    from connas4ml_torch.run import RunConfig, load_data
 
-    cfg = validate_config({"model": "connas4ml_torch.models:calo_cnn", "seed": seed,
-                           "data": {"dataset": "calo", "n_samples": n}, "progress": False})
+    cfg = RunConfig.from_dict({"model": "connas4ml_torch.models:calo_cnn", "seed": seed,
+                               "data": {"dataset": "calo", "n_samples": n}, "progress": False})
     return load_data(cfg)
 
 
@@ -89,7 +89,7 @@ def pct(new: float, old: float) -> float:
 def main() -> None:
     from _common import record
 
-    from connas4ml_torch.runner import SEARCH_SAMPLING
+    from connas4ml_torch.search import SEARCH_SAMPLING
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", choices=list(SIZES), default="small")
@@ -113,7 +113,7 @@ def main() -> None:
 
     import connas4ml_torch as cn
     from connas4ml_torch.models import calo_cnn
-    from connas4ml_torch.runner import evaluate, n_weights, per_sample_scores
+    from connas4ml_torch.training import evaluate, n_weights, per_sample_scores
 
     size = SIZES[args.size]
     device = pick_device(args.device)
@@ -165,7 +165,7 @@ def main() -> None:
         res = search_run(calo_cnn, splits, space, cost, hls, epochs=ep, warmup_epochs=wu,
                          batch=bs, seed=args.seed, device=device, limit=lim, lr=LR,
                          sampling=args.sampling, **kw)
-        model, search = res["model"], res["search"]
+        model, search, sel = res["model"], res["search"], res["selection"]
         mae = evaluate(model, *splits.test, "regression", batch=512)
         seed_all(args.seed + 7)
         ft_s = timed_train(model, splits, ft, LR / 3, bs, args.seed + 7, device, lim, "fine-tune")
@@ -173,9 +173,9 @@ def main() -> None:
         mae_ft = float(err_ft.mean())
         # paired over the same test showers: the standard error of the MAE change itself
         se_ft = float((err_ft - base_err).std() / len(base_err) ** 0.5) / base_mae * 100
-        pred = dict(search.chosen_resources)
+        pred = dict(sel.resources)
         params = n_weights(model)
-        w = [search.chosen[n]["width"] for n in WIDTHS]
+        w = [sel.choices[n]["width"] for n in WIDTHS]
         widths = "/".join(map(str, w))
         scratch = "-"
         if not args.no_scratch:
@@ -198,7 +198,7 @@ def main() -> None:
                         f"{name}_mae_change_pct": d_mae, f"{name}_mae_change_finetuned_pct": d_mae_ft,
                         f"{name}_mae_change_finetuned_pp": 100 * (mae_ft - base_mae),
                         f"{name}_mae_change_finetuned_se_pct": se_ft,
-                        f"{name}_repairs": len(search.repairs), f"{name}_budget_met": met,
+                        f"{name}_repairs": len(sel.repairs), f"{name}_budget_met": met,
                         f"{name}_search_vs_baseline_ratio": res["search_s"] / base_s})
         figures.update({f"{name}_predicted_{r}": pred[r] for r in RES})
         figures.update({f"{name}_{r}_change_pct": d[r] for r in RES})

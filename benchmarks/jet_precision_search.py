@@ -13,7 +13,7 @@ Timing on a shared machine: the baseline QAT is run again right before each budg
 (same seed, same epochs) and each search is divided by its neighbour; the median ratio is
 reported.
 
-The search loop is the one of ``connas4ml_torch.runner.run`` (same ``Search`` arguments, same
+The search loop is the library's one loop, ``Search.fit`` (same ``Search`` arguments, same
 bi-level schedule) written out here because ``run()`` has no device argument; the helpers below
 are shared with ``calo_filter_search.py`` and ``peer_trial_search.py``.
 
@@ -81,7 +81,7 @@ def seed_all(seed: int) -> None:
 
 
 def splits_to(splits, device):
-    from connas4ml_torch.runner import Splits
+    from connas4ml_torch.run import Splits
 
     return Splits(*(tuple(t.to(device) for t in part) for part in (splits.train, splits.val,
                                                                    splits.test)),
@@ -95,21 +95,31 @@ def load_cost_model():
     return ResourceModel.default()
 
 
+def batches(split, batch: int, seed: int, limit: int | None = None):
+    """The library's reproducible loader over a (x, y) split (as the run pipeline makes it)."""
+    import torch
+
+    from connas4ml_torch.training import TensorBatches
+
+    return TensorBatches(*split, batch, torch.Generator().manual_seed(seed), limit)
+
+
 def timed_train(model, splits, epochs: int, lr: float, batch: int, seed: int, device,
                 limit: int | None = None, desc: str = "train") -> float:
-    """``runner.train`` (the runner's baseline/fine-tune loop), timed with device syncs."""
-    from connas4ml_torch.runner import train
+    """``training.train`` (the pipeline's baseline/fine-tune loop), timed with device syncs."""
+    from connas4ml_torch.training import loss_fn, train
 
     sync(device)
     t0 = time.perf_counter()
-    train(model, splits, epochs, lr, batch, seed, limit, desc, progress=False)
+    train(model, batches(splits.train, batch, seed, limit), loss_fn(splits.task), epochs, lr,
+          desc, progress=False)
     sync(device)
     return time.perf_counter() - t0
 
 
 def qat_baseline(factory, splits, epochs: int, batch: int, seed: int, device, bits: int = 8,
                  bias_bits: int = 8, limit: int | None = None, lr: float = SCHEDULE["lr"]):
-    """Uniform-precision QAT of the original widths, as ``runner.run`` step 1.
+    """Uniform-precision QAT of the original widths, as the run pipeline's baseline.
 
     Returns ``(derived Brevitas model, supernet, seconds)``; the time covers building the
     quantized network and training it."""
@@ -132,23 +142,24 @@ def search_run(factory, splits, space, cost, hls, *, budgets=None, tradeoff=None
                dual_lr: float = SCHEDULE["dual_lr"], temperature=SCHEDULE["temperature"],
                margin_quantile: float | None = None, arch_every: int = 1,
                sampling: str = "softmax") -> dict[str, Any]:
-    """One search exactly as ``runner.run`` step 2, on ``device``; then ``derive()``.
+    """One search as the run pipeline's (``Search.fit``, the library's one loop), on
+    ``device``; then ``derive()``.
 
-    Returns ``{"model", "search", "search_s"}``; ``search_s`` covers building the supernet and
-    its cost tables and the bi-level training (not the derivation)."""
+    Returns ``{"model", "search", "selection", "search_s"}``; ``search_s`` covers building the
+    supernet and its cost tables and the bi-level training (not the derivation)."""
     import torch
 
     import connas4ml_torch as cn
-    from connas4ml_torch.runner import batches, loss_fn
+    from connas4ml_torch.training import loss_fn
 
     lf = loss_fn(splits.task)
     sync(device)
     t0 = time.perf_counter()
     seed_all(seed)
     sn = cn.searchable(factory(), space, example_input=splits.train[0][:256].cpu()).to(device)
-    steps = len(splits.train[0]) // batch
-    if limit:
-        steps = min(steps, limit)
+    train_b = batches(splits.train, batch, seed, limit)
+    val_b = batches(splits.val, batch, seed + 1)
+    steps = len(train_b)
     search = cn.Search(sn, cost, hls, constraints=budgets or {}, weights=tradeoff or {},
                        arch_lr=arch_lr, dual_lr=dual_lr, warmup_steps=warmup_epochs * steps,
                        temperature=tuple(temperature),
@@ -156,28 +167,12 @@ def search_run(factory, splits, space, cost, hls, *, budgets=None, tradeoff=None
                        margin_quantile=margin_quantile, arch_every=arch_every)
     sn.set_sampling(sampling)
     opt = torch.optim.Adam(sn.weight_parameters(), lr)
-    gen = torch.Generator().manual_seed(seed)
-    vgen = torch.Generator().manual_seed(seed + 1)
-
-    def val_stream():
-        while True:
-            yield from batches(*splits.val, batch, vgen)
-
-    val = val_stream()
-    for ep in range(epochs):
-        for xb, yb in list(batches(*splits.train, batch, gen, limit)):
-            xv, yv = next(val)
-            search.arch_step(lambda xv=xv, yv=yv: lf(sn(xv), yv))
-            opt.zero_grad()
-            loss = lf(sn(xb), yb)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"search: training loss is {float(loss)} in epoch {ep + 1}")
-            loss.backward()
-            opt.step()
+    search.fit(train_b, val_b, lf, opt, epochs, progress=False)
     sync(device)
     search_s = time.perf_counter() - t0
-    model = search.derive().to(device)
-    return {"model": model, "search": search, "search_s": search_s}
+    sel = search.selection()
+    model = search.derive(sel).to(device)
+    return {"model": model, "search": search, "selection": sel, "search_s": search_s}
 
 
 def choice_index(tables, choices: dict[str, dict[str, int]]) -> dict[int, int]:
@@ -215,12 +210,12 @@ def quiet_domain_warnings() -> list[str]:
 
 # ---- jets --------------------------------------------------------------------------------
 def load_jet_splits(n_per_class: int | None, seed: int = 0, jobs: int = 1):
-    """As ``runner.load_data`` for ``dataset: jets``, with parallel generation for big sets."""
+    """As ``run.load_data`` for ``dataset: jets``, with parallel generation for big sets."""
     import numpy as np
     import torch
 
     from connas4ml_torch.datasets import jets
-    from connas4ml_torch.runner import Splits
+    from connas4ml_torch.run import Splits
 
     data = jets.load_jets(n_per_class=n_per_class, seed=seed, n_jobs=jobs, progress=True)
     tr, va, te = jets.train_val_test_split(data, seed=seed)
@@ -274,7 +269,7 @@ def bits_of(chosen: dict[str, dict[str, int]], widths: bool) -> str:
 def main() -> None:
     from _common import record
 
-    from connas4ml_torch.runner import SEARCH_SAMPLING
+    from connas4ml_torch.search import SEARCH_SAMPLING
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", choices=list(SIZES), default="small")
@@ -295,7 +290,7 @@ def main() -> None:
 
 
     from connas4ml_torch.models import jet_mlp
-    from connas4ml_torch.runner import evaluate, n_weights
+    from connas4ml_torch.training import evaluate, n_weights
 
     size = SIZES[args.size]
     device = pick_device(args.device, args.threads)
@@ -334,9 +329,9 @@ def main() -> None:
         res = search_run(jet_mlp, splits, space, cost, hls, budgets={"LUT": budget}, epochs=ep,
                          warmup_epochs=wu, batch=bs, seed=args.seed, device=device,
                          arch_every=args.arch_every, sampling=args.sampling)
-        model, search = res["model"], res["search"]
+        model, search, sel = res["model"], res["search"], res["selection"]
         acc = evaluate(model, *splits.test, "classification")
-        pred = dict(search.chosen_resources)
+        pred = dict(sel.resources)
         ft_s = timed_train(model, splits, ft, lr / 3, bs, args.seed + 7, device, desc="fine-tune")
         acc_ft = evaluate(model, *splits.test, "classification")
         ratio = res["search_s"] / qat_s
@@ -350,14 +345,14 @@ def main() -> None:
                         f"{k}_delta_vs_8bit_finetuned_pp": 100 * (acc_ft - acc_q8),
                         f"{k}_search_s": res["search_s"], f"{k}_finetune_s": ft_s,
                         f"{k}_qat_baseline_s": qat_s, f"{k}_search_vs_qat_ratio": ratio,
-                        f"{k}_repairs": len(search.repairs), f"{k}_parameters": n_weights(model),
-                        f"{k}_chosen": bits_of(search.chosen, args.widths)})
+                        f"{k}_repairs": len(sel.repairs), f"{k}_parameters": n_weights(model),
+                        f"{k}_chosen": bits_of(sel.choices, args.widths)})
         figures.update({f"{k}_predicted_{r}": pred[r] for r in RES})
         rows.append(f"| {frac:.2f} | {budget:,.0f} | {pred['LUT']:,.0f} | {'yes' if met else 'NO'} "
                     f"| {pred['FF']:,.0f} | {pred['DSP']:,.0f} | {pred['BRAM_18K']:,.1f} "
                     f"| {acc:.4f} ({100 * (acc - acc_q8):+.2f}) | {acc_ft:.4f} "
-                    f"({100 * (acc_ft - acc_q8):+.2f}) | {bits_of(search.chosen, args.widths)} "
-                    f"| {len(search.repairs)} | {res['search_s']:.1f} | {qat_s:.1f} "
+                    f"({100 * (acc_ft - acc_q8):+.2f}) | {bits_of(sel.choices, args.widths)} "
+                    f"| {len(sel.repairs)} | {res['search_s']:.1f} | {qat_s:.1f} "
                     f"| {ratio:.2f} |")
         print(rows[-1], flush=True)
         del model, search, res

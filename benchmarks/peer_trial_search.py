@@ -7,7 +7,7 @@ bits 2..8 per layer (``--widths`` adds widths), default cost model, hls4ml Vitis
 io_parallel Latency RF 1, one LUT budget (``--fraction`` of the way from the cheapest to the
 uniform 8-bit network; 0.5 by default, the middle budget of ``jet_precision_search``).
 
-* **Ours**: one search (``runner.run``'s loop) + derive with repair + the short fine-tune; its
+* **Ours**: one search (``Search.fit``, the library's one loop) + derive with repair + the short fine-tune; its
   quality is the fine-tuned test accuracy, its time search + derive + fine-tune.
 * **Peer**: Optuna TPE (seeded) proposes per-layer choices; each trial derives the Brevitas
   network with ``Supernet.derive(choices)`` from an untrained supernet, trains it for
@@ -84,7 +84,7 @@ def main() -> None:
 
     import connas4ml_torch as cn
     from connas4ml_torch.models import jet_mlp
-    from connas4ml_torch.runner import evaluate
+    from connas4ml_torch.training import evaluate
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     size = SIZES[args.size]
@@ -107,14 +107,14 @@ def main() -> None:
     t0 = time.perf_counter()
     res = search_run(jet_mlp, splits, space, cost, hls, budgets={"LUT": budget}, epochs=ep,
                      warmup_epochs=wu, batch=bs, seed=args.seed, device=device)
-    model, search = res["model"], res["search"]
+    model, search, sel = res["model"], res["search"], res["selection"]
     acc_ours_noft = evaluate(model, *splits.test, "classification")
     ft_s = timed_train(model, splits, ft, lr / 3, bs, args.seed + 7, device, desc="fine-tune")
     sync(device)
     t_ours = time.perf_counter() - t0
     acc_ours = evaluate(model, *splits.test, "classification")
-    ours_lut = search.chosen_resources["LUT"]
-    ours_bits = bits_of(search.chosen, args.widths)
+    ours_lut = sel.resources["LUT"]
+    ours_bits = bits_of(sel.choices, args.widths)
     print(f"ours: accuracy {acc_ours:.4f} (no fine-tune {acc_ours_noft:.4f}), LUT {ours_lut:,.0f},"
           f" {t_ours:.1f} s ({res['search_s']:.1f} search + {ft_s:.1f} fine-tune)", flush=True)
     del model, search, res

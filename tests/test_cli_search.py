@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from connas4ml_torch.cli import main as cli_main
-from connas4ml_torch.runner import ConfigError, load_config, validate_config
+from connas4ml_torch.errors import ConfigError
+from connas4ml_torch.run import RunConfig, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -31,7 +32,7 @@ def test_every_subcommand_has_consistent_help():
 @pytest.mark.parametrize("config", SEARCH_CONFIGS, ids=[p.stem for p in SEARCH_CONFIGS])
 def test_example_configs_validate(config):
     cfg = load_config(config)
-    assert cfg["model"] and cfg["output"]
+    assert cfg.model and cfg.output
 
 
 @pytest.mark.slow
@@ -46,7 +47,7 @@ def test_search_runs_each_example_config(config, tmp_path, capsys):
     budgets = res["budgets"]
     for r, b in budgets.items():
         assert res["rows"]["searched"][r] <= b
-    if load_config(config)["export"]["enabled"]:
+    if load_config(config).export.enabled:
         assert res["bit_exact"] is True
         assert (tmp_path / "hls4ml_prj").is_dir()
 
@@ -65,20 +66,39 @@ def _bad(**changes):
 @pytest.mark.parametrize("cfg,message", [
     (_bad(schedule__epochs="ten"), r"schedule\.epochs: expected int, got str 'ten'"),
     (_bad(schedule__lr=True), r"schedule\.lr: expected float, got bool"),
-    (_bad(schedul={"epochs": 1}), r"unknown key\(s\) schedul"),
-    (_bad(space__widths={"fc1": [8]}), r"unknown key\(s\) space\.widths"),
+    (_bad(schedul={"epochs": 1}), r"unknown key schedul \(did you mean 'schedule'\?\)"),
+    (_bad(space__widths={"fc1": [8]}), r"unknown key space\.widths \(did you mean 'width'\?\)"),
     (_bad(model="connas4ml_torch.models.jet_mlp"), r"model: expected 'package\.module:factory'"),
     (_bad(data={"dataset": "mnist"}), r"data\.dataset: expected 'jets' or 'calo'"),
     (_bad(data={"dataset": "jets", "loader": "x:y"}), r"exactly one of data\.dataset"),
-    (_bad(hls={"io_type": "io_serial"}), r"hls: HLSConfig: io_type='io_serial'"),
+    (_bad(hls={"io_type": "io_serial"}), r"hls: io_type='io_serial' is not one of .*io_stream"),
+    (_bad(hls={"IOtype": "io_stream"}), r"unknown key hls\.IOtype \(did you mean 'IOType'\?\)"),
     (_bad(budgets={"LUTS": 10}), r"budgets\.LUTS: unknown resource"),
+    (_bad(budgets={"LUT": "150%"}), r"budgets\.LUT: .*a share must be in \(0%, 100%\]"),
+    (_bad(budgets={"LUT": float("inf")}), r"budgets\.LUT: expected a finite number"),
+    (_bad(budgets={"LUT": -5}), r"budgets\.LUT: .*must be finite and >= 0"),
+    (_bad(budgets={"lut": 10, "LUT": 20}), r"given twice"),
+    (_bad(tradeoff={"LUT": float("nan")}), r"tradeoff\.LUT: expected a finite number"),
     (_bad(space__weight_bits=[1, 4]), r"space: .*bit width 1 outside"),
     (_bad(schedule__temperature=[1.0]), r"schedule\.temperature: expected \[start, end\]"),
     (_bad(schedule__sampling="hard"), r"schedule\.sampling: expected one of softmax, gumbel"),
+    (_bad(schedule__dual_lr=-0.1), r"schedule\.dual_lr: expected a value >= 0, got -0\.1"),
+    (_bad(schedule__lr=float("nan")), r"schedule\.lr: expected a finite number, got nan"),
+    (_bad(schedule__warmup_epochs=-1), r"schedule\.warmup_epochs: expected a value >= 0"),
+    (_bad(export={"n_verify": -3}), r"export\.n_verify: expected a value >= 1, got -3"),
 ])
 def test_invalid_configs_give_documented_errors(cfg, message):
     with pytest.raises(ConfigError, match=message):
-        validate_config(cfg)
+        RunConfig.from_dict(cfg)
+
+
+def test_config_file_errors_name_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"model": "connas4ml_torch.models:jet_mlp",
+                                    "data": {"dataset": "jets"}, "schedule": {"epoch": 3}}))
+    with pytest.raises(ConfigError, match=r"c\.yaml: unknown key schedule\.epoch \(did you mean "
+                                          r"'epochs'\?\)"):
+        load_config(path)
 
 
 def test_bad_entry_point_and_cli_exit_code(tmp_path, capsys):
@@ -108,6 +128,14 @@ def test_demo_path_with_reduced_steps(tmp_path):
     for name in ("results.json", "model.pt", "resources_per_layer.png", "choice_probabilities.png"):
         assert (tmp_path / "demo" / name).is_file(), name
     assert (tmp_path / "demo" / "hls4ml_prj" / "firmware").is_dir()
+    # the saved network rebuilds (a library model: no --factory needed) and computes the same
+    import torch
+
+    from connas4ml_torch.run import load_derived
+
+    net, cfg, _ = load_derived(tmp_path / "demo" / "model.pt")
+    x = torch.randn(32, 16)
+    assert torch.equal(net(x), result.model.eval()(x)) and cfg.name == "jet_demo"
 
 
 @pytest.mark.slow
@@ -126,3 +154,35 @@ def test_pareto_sweep_of_budgets_on_a_dask_cluster(tmp_path, capsys):
     assert "InfeasibleBudgetError" in failed["error"].iloc[0]  # the 1000-LUT budget cannot be met
     assert rc == 1 and (tmp_path / "pareto_front.png").is_file() and "front:" in out
     assert ok["pareto"].any()
+
+
+def test_check_resolves_the_space_against_the_model_before_any_training(tmp_path, capsys):
+    path = tmp_path / "typo.yaml"
+    cfg = {"model": "connas4ml_torch.models:jet_mlp", "data": {"dataset": "jets"},
+           "space": {"width": {"fc9": [8, 16]}}, "output": str(tmp_path / "out")}
+    path.write_text(yaml.safe_dump(cfg))
+    assert cli_main(["search", str(path), "--check"]) == 2
+    assert "width['fc9'] matches no searchable module" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # nothing trained, nothing written
+    cfg["space"] = {"width": {"fc1": [8, 16]}}
+    path.write_text(yaml.safe_dump(cfg))
+    assert cli_main(["search", str(path), "--check"]) == 0
+    assert "valid (" in capsys.readouterr().out
+
+
+def test_search_keyword_arguments_are_validated_like_yaml():
+    from test_search import HLS, SPACE, mlp, task
+
+    import connas4ml_torch as cn
+
+    x, _ = task()
+    sn = cn.searchable(mlp(), cn.SearchSpace(**SPACE), example_input=x[:8])
+    cost = cn.ResourceModel.default()
+    for kw, msg in ((dict(dual_lr=-1.0), r"dual_lr: expected a value >= 0"),
+                    (dict(arch_lr=float("nan")), r"arch_lr: expected a finite number"),
+                    (dict(warmup_steps=-2), r"warmup_steps: expected a value >= 0"),
+                    (dict(weights={"LUT": float("inf")}), r"trade-off weight LUT=inf"),
+                    (dict(constraints={"LUT": "150%"}), r"a share must be in"),
+                    (dict(constraints={"lut": 1e5, "LUT": 2e5}), r"given as 'lut'")):
+        with pytest.raises(ConfigError if "constraints" not in kw else ValueError, match=msg):
+            cn.Search(sn, cost, HLS, **kw)

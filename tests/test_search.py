@@ -81,8 +81,10 @@ def test_budget_met_in_five_of_five_seeds(cost):
     budget = lo + 0.25 * (hi - lo)
     for seed in range(5):
         search, x, _ = run_search(seed, {"LUT": budget}, steps=40, cost_model=cost)
-        model = search.derive()
-        assert search.chosen_resources["LUT"] <= budget
+        sel = search.selection()
+        model = search.derive(sel)
+        assert sel.resources["LUT"] <= budget
+        assert model.choices == sel.choices
         # independent check: the derived Brevitas model's own layer specs through the cost model
         specs = list(layer_specs(model, x[:4], HLS).values())
         total = cost.predict_network(specs)["LUT"]
@@ -116,10 +118,9 @@ def test_looser_budget_gives_equal_or_larger_network(cost):
     hi, lo = widest_lut(cost)
     tight, _, _ = run_search(0, {"LUT": lo + 0.1 * (hi - lo)}, steps=80, cost_model=cost)
     loose, _, _ = run_search(0, {"LUT": lo + 0.6 * (hi - lo)}, steps=80, cost_model=cost)
-    tight.derive()
-    loose.derive()
-    assert loose.chosen_resources["LUT"] >= tight.chosen_resources["LUT"]
-    assert tight.chosen_resources["LUT"] <= lo + 0.1 * (hi - lo)
+    t, lo_sel = tight.selection(), loose.selection()
+    assert lo_sel.resources["LUT"] >= t.resources["LUT"]
+    assert t.resources["LUT"] <= lo + 0.1 * (hi - lo)
 
 
 def test_resume_equals_uninterrupted_run(cost):
@@ -166,17 +167,18 @@ def test_repair_steps_down_until_within_budget_and_reports(cost):
         for p in sn.arch_parameters():
             p.copy_(torch.linspace(0, 1, p.numel()))
     assert s.argmax_resources()["LUT"] > budget
-    model = s.derive()
-    assert s.repairs and s.chosen_resources["LUT"] <= budget
-    assert all(r.new < r.old for r in s.repairs)
+    sel = s.selection()
+    model = s.derive(sel)
+    assert sel.repairs and sel.resources["LUT"] <= budget
+    assert all(r.new < r.old for r in sel.repairs)
     assert isinstance(model, nn.Module)
+    assert s.selection() == sel  # pure: asking twice gives the same network
     # a safety margin: the upper quantile must fit too
     sq = cn.Search(sn, cost, HLS, constraints={"LUT": budget}, margin_quantile=0.9)
-    sq.derive()
-    upper = sq.tables.cost_at({v: var.values.index(sq.chosen[var.owners[0][0]][var.owners[0][1]])
-                               for v, var in enumerate(sq.tables.variables)}, upper=True)
+    sq_sel = sq.selection()
+    upper = sq.tables.cost_at(sq_sel.index, upper=True)
     assert float(upper[0]) <= budget
-    assert sq.chosen_resources["LUT"] <= s.chosen_resources["LUT"]
+    assert sq_sel.resources["LUT"] <= sel.resources["LUT"]
 
 
 def test_trade_off_weight_shrinks_the_network(cost):

@@ -147,12 +147,14 @@ def test_space_filling_designs(method):
 @pytest.mark.parametrize("bad, words", [
     ({"sampling": {"method": "halton"}}, ["sampling.method", "grid|lhs|sobol|random"]),
     ({"synthesis": {"retries": "3"}}, ["synthesis.retries", "int", "'3'"]),
-    ({"synthesis": {"timeout": 5}}, ["synthesis", "unknown keys ['timeout']", "timeout_s"]),
+    ({"synthesis": {"timeout": 5}}, ["unknown key synthesis.timeout", "did you mean 'timeout_s'"]),
+    ({"synthesis": {"timeout_s": float("nan")}}, ["synthesis.timeout_s", "finite"]),
+    ({"synthesis": {"timeout_s": float("inf")}}, ["synthesis.timeout_s", "finite"]),
     ({"space": {"n_in": [8, -1]}}, ["space.n_in", "-1", "positive int"]),
     ({"space": {"width": [8]}}, ["space.width", "unknown axis"]),
     ({"hls": {"backend": "Quartus"}}, ["hls", "backend", "Vitis"]),
     ({"executor": {"kind": "k8s"}}, ["executor.kind", "slurm"]),
-    ({"outptu_dir": "x"}, ["unknown keys ['outptu_dir']"]),
+    ({"outptu_dir": "x"}, ["unknown key outptu_dir", "did you mean 'output_dir'"]),
 ])
 def test_config_errors_name_key_and_type(tmp_path, bad, words):
     d = {"output_dir": str(tmp_path), **bad}
@@ -217,43 +219,65 @@ def test_real_vendor_flow(tmp_path):
 
 # ---- the store ---------------------------------------------------------------------------------
 _WRITER = textwrap.dedent("""
-    import hashlib, sys
+    # Writes complete rows, then stops INSIDE the next write at the point named by argv[2] and
+    # tells the parent, which kills it there: a synchronised kill, not a timed one.
+    import hashlib, os, sys
+    from connas4ml_torch.synth import store as store_mod
     from connas4ml_torch.synth.store import SweepStore
     store = SweepStore(sys.argv[1]); store.create()
-    payload = "x" * (8 << 20)  # 8 MB per row: the write takes long enough to be interrupted
-    i = 0
-    print("ready", flush=True)
-    while True:
-        body = payload[: (8 << 20) - i]
-        store.write_row({"hash": f"job{i % 5}", "i": i, "body": body,
-                         "sha": hashlib.sha256(body.encode()).hexdigest()})
-        i += 1
+    where = sys.argv[2]                     # "partial": half the bytes written; "unrenamed":
+    real_fdopen, real_replace = os.fdopen, os.replace   # all written, fsynced, not renamed yet
+
+    def row(i):
+        body = "x" * (1 << 16) + str(i)
+        return {"hash": f"job{i}", "i": i, "body": body,
+                "sha": hashlib.sha256(body.encode()).hexdigest()}
+
+    for i in range(3):
+        store.write_row(row(i))
+
+    class Half:
+        def __init__(self, f): self.f = f
+        def __enter__(self): return self
+        def __exit__(self, *a): return self.f.__exit__(*a)
+        def write(self, data):
+            self.f.write(data[: len(data) // 2]); self.f.flush()
+            print("stopped", flush=True); sys.stdin.readline()   # killed while waiting here
+        def __getattr__(self, k): return getattr(self.f, k)
+
+    def stop_before_replace(src, dst):
+        print("stopped", flush=True); sys.stdin.readline()
+        real_replace(src, dst)
+
+    if where == "partial":
+        store_mod.os.fdopen = lambda fd, mode: Half(real_fdopen(fd, mode))
+    else:
+        store_mod.os.replace = stop_before_replace
+    store.write_row(row(0))  # overwrites job0: a kill must leave the old complete row
 """)
 
 
-def test_killed_writer_leaves_no_corrupt_row(tmp_path):
-    """SIGKILL a process in the middle of writing rows: only complete rows are ever read."""
+@pytest.mark.parametrize("where", ["partial", "unrenamed"])
+def test_killed_writer_leaves_no_corrupt_row(tmp_path, where):
+    """SIGKILL a writer in the middle of a row (half written / written but not renamed): the
+    readers see only complete rows, the old row survives, the next sweep removes the leftover."""
     import hashlib
 
     store = SweepStore(tmp_path / "s")
-    caught_mid_write = 0
-    for attempt in range(12):
-        p = subprocess.Popen([sys.executable, "-c", _WRITER, str(store.root)],
-                             stdout=subprocess.PIPE, text=True)
-        assert p.stdout.readline().strip() == "ready"
-        time.sleep(0.15 + 0.037 * attempt)
+    p = subprocess.Popen([sys.executable, "-c", _WRITER, str(store.root), where],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "stopped"  # the writer is inside write_row now
+        leftovers = list(store.rows_dir.glob(".*.tmp"))
+        assert len(leftovers) == 1 and leftovers[0].stat().st_size > 0
+    finally:
         p.kill()
         p.wait()
-        leftovers = list(store.rows_dir.glob(".*.tmp"))
-        caught_mid_write += bool(leftovers)
-        rows = store.load_rows()
-        assert rows, "the writer wrote nothing before it was killed"
-        for h, r in rows.items():
-            assert r["hash"] == h
-            assert hashlib.sha256(r["body"].encode()).hexdigest() == r["sha"]
-        if caught_mid_write >= 2:
-            break
-    assert caught_mid_write >= 1, "never killed the writer mid-write; the test proved nothing"
+    rows = store.load_rows()
+    assert sorted(rows) == ["job0", "job1", "job2"]
+    for h, r in rows.items():
+        assert r["hash"] == h and r["i"] == int(h[-1])  # job0 is still the first, complete row
+        assert hashlib.sha256(r["body"].encode()).hexdigest() == r["sha"]
     store.create()  # the next sweep removes the temporary files of killed writers
     assert not list(store.rows_dir.glob(".*.tmp"))
 
@@ -374,6 +398,34 @@ def test_interrupted_sweep_resumes_without_redoing_or_losing_jobs(tmp_path, repo
     rows = store.load_rows()
     assert len(rows) == 6 and all(r["status"] == "ok" for r in rows.values())  # none lost
     assert _markers(markers) == dict.fromkeys(rows, 1)  # none redone
+
+
+def test_sigterm_to_the_driver_ends_the_tools_it_started(tmp_path, reports_dir):
+    """`kill <driver>` (SIGTERM, not a terminal's Ctrl-C to the whole group) ends the hanging
+    synthesis tool and its child, and the driver exits as interrupted."""
+    markers = tmp_path / "m"
+    d = _cfg(tmp_path / "o", markers, "--hang", n_in=(8,), retries=0, timeout_s=600,
+             reports_dir=reports_dir)
+    y = tmp_path / "sweep.yaml"
+    y.write_text(json.dumps(d))
+    p = subprocess.Popen([sys.executable, "-m", "connas4ml_torch.cli", "sweep", str(y),
+                          "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(markers.glob("pids.*")):  # the tool is up
+            assert p.poll() is None, p.communicate()
+            time.sleep(0.05)
+        pids = [int(x) for x in next(markers.glob("pids.*")).read_text().split()]
+        p.send_signal(signal.SIGTERM)  # the driver only
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 130, (out, err)
+    assert "INTERRUPTED" in err
+    for pid in pids:
+        assert _gone(pid), f"tool process {pid} outlived the terminated driver"
 
 
 # ---- batch systems: the YAML -> dask-jobqueue mapping (nothing is submitted) ---------------------

@@ -11,7 +11,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it (DESIGN.md §2 keeps these names stable)
+# public name -> module that defines it (docs/design.md keeps these names stable)
 _EXPORTS = {
     "SearchSpace": "connas4ml_torch.space",
     "searchable": "connas4ml_torch.space",
@@ -22,7 +22,14 @@ _EXPORTS = {
     "read_reports": "connas4ml_torch.hardware",
     "part_resources": "connas4ml_torch.hardware",
     "Search": "connas4ml_torch.search",
-    "pareto_sweep": "connas4ml_torch.search",
+    "pareto_sweep": "connas4ml_torch.run",
+    "SearchSettings": "connas4ml_torch.search",
+    "Selection": "connas4ml_torch.search",
+    "RunConfig": "connas4ml_torch.run",
+    "run": "connas4ml_torch.run",
+    "load_config": "connas4ml_torch.run",
+    "TensorBatches": "connas4ml_torch.training",
+    "Connas4mlError": "connas4ml_torch.errors",
     "export_to_hls": "connas4ml_torch.export",
 }
 

@@ -8,27 +8,31 @@ sample, under a LUT and a DSP budget, with the default cost model; derive, short
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
-from connas4ml_torch.runner import RunResult, run, validate_config
+from connas4ml_torch.run import RunConfig, RunResult, run
 
 DEMO_CONFIG = "jet_demo.yaml"
 
 
-def demo_config(quick: bool = False, output: str | None = None) -> dict:
+def demo_config(quick: bool = False, output: str | None = None) -> RunConfig:
     """The packaged demo config; ``quick`` shrinks the schedule (tests use it)."""
-    cfg = yaml.safe_load(resources.files("connas4ml_torch.configs").joinpath(DEMO_CONFIG).read_text())
+    raw = yaml.safe_load(resources.files("connas4ml_torch.configs").joinpath(DEMO_CONFIG).read_text())
+    cfg = RunConfig.from_dict(raw)
     if output:
-        cfg["output"] = output
+        cfg = cfg.replace(output=output)
     if quick:
-        cfg["schedule"].update(epochs=2, warmup_epochs=1, baseline_epochs=2, finetune_epochs=1,
-                               max_steps_per_epoch=20)
-        cfg["export"]["n_verify"] = 200
-    return validate_config(cfg)
+        cfg = cfg.replace(
+            schedule=dataclasses.replace(cfg.schedule, epochs=2, warmup_epochs=1,
+                                         baseline_epochs=2, finetune_epochs=1,
+                                         max_steps_per_epoch=20),
+            export=dataclasses.replace(cfg.export, n_verify=200))
+    return cfg
 
 
 def main(argv: list[str] | None = None) -> RunResult:
@@ -37,8 +41,8 @@ def main(argv: list[str] | None = None) -> RunResult:
     ap.add_argument("--output", help="output folder (default: demo_out)")
     args = ap.parse_args(argv)
     cfg = demo_config(args.quick, args.output)
-    print(f"connas4ml demo: jet MLP width + precision search, budgets {cfg['budgets']}, "
-          f"part {cfg['hls']['part']}; output in {Path(cfg['output']).resolve()}")
+    print(f"connas4ml demo: jet MLP width + precision search, budgets {cfg.budgets}, "
+          f"part {cfg.hls.part}; output in {Path(cfg.output).resolve()}")
     result = run(cfg)
     print()
     print(result.table())

@@ -2,7 +2,7 @@
 
 Every quantizer in this library is a fixed-point grid: ``scale = 2**ceil(t) / 2**(bits - signed)``
 where ``t`` is a learned log2 threshold, values rounded half-to-even and saturated. This is what
-hls4ml's ``ap_fixed`` represents exactly, which is why the export is bit-exact (DESIGN.md §6):
+hls4ml's ``ap_fixed`` represents exactly, which is why the export is bit-exact (docs/design.md, "Export"):
 float (non power-of-two) scales become ``ApplyAlpha`` layers that hls4ml silently truncates.
 
 Two implementations of the same arithmetic live here:
@@ -10,7 +10,7 @@ Two implementations of the same arithmetic live here:
 * Brevitas quantizer classes (``FixedPointWeight``, ``FixedPointBias``, ``FixedPointAct``,
   ``FixedPointUnsignedAct``) used by the derived, exported model;
 * :func:`fake_quant`, a few fused torch ops used on the supernet's hot path, because Brevitas
-  layers are launch-bound (4-17x slower than plain PyTorch, DESIGN.md §7). The test
+  layers are launch-bound (4-17x slower than plain PyTorch, docs/design.md, "Speed"). The test
   ``tests/test_quant.py`` pins the two to identical outputs.
 """
 

@@ -109,15 +109,16 @@ def _matches(value: Any, tp: Any) -> bool:
     return True
 
 
-def _numbers(value: Any) -> list[float]:
+def _numbers(value: Any, key: str) -> list[tuple[str, float]]:
+    """Every number inside ``value`` with its dotted key (``budgets.LUT``)."""
     if isinstance(value, bool):
         return []
     if isinstance(value, (int, float)):
-        return [float(value)]
+        return [(key, float(value))]
     if isinstance(value, (list, tuple)):
-        return [x for v in value for x in _numbers(v)]
+        return [x for v in value for x in _numbers(v, key)]
     if isinstance(value, Mapping):
-        return [x for v in value.values() for x in _numbers(v)]
+        return [x for k, v in value.items() for x in _numbers(v, f"{key}.{k}")]
     return []
 
 
@@ -144,14 +145,15 @@ def check(obj: Any, where: str = "") -> None:
         if tp is float and isinstance(value, int):
             object.__setattr__(obj, f.name, float(value))
         meta = f.metadata
-        for x in _numbers(value):
+        for sub, x in _numbers(value, key):
+            shown = value if sub == key else x
             if meta.get("finite", True) and not math.isfinite(x):
-                raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+                raise ConfigError(f"{sub}: expected a finite number, got {shown!r}")
             for bound, ok, words in (("ge", lambda a, b: a >= b, ">="), ("gt", lambda a, b: a > b, ">"),
                                      ("le", lambda a, b: a <= b, "<=")):
                 b = meta.get(bound)
                 if b is not None and not ok(x, b):
-                    raise ConfigError(f"{key}: expected a value {words} {b:g}, got {value!r}")
+                    raise ConfigError(f"{sub}: expected a value {words} {b:g}, got {shown!r}")
 
 
 def from_dict(cls: type[T], data: Any, where: str = "") -> T:

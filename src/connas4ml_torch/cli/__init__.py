@@ -40,9 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from connas4ml_torch.errors import Connas4mlError
+
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (Connas4mlError, ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"connas4ml {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

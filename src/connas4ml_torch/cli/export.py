@@ -1,24 +1,27 @@
-"""``connas4ml export``: a saved derived network to a bit-exact hls4ml project.
+"""``connas4ml export``: a saved network to a bit-exact hls4ml project.
 
-    connas4ml export nets.py:build --weights model.pt --example x.npy --out prj/ [--config hls.yaml]
-    connas4ml export mypkg.nets:build --weights model.pt ...
-    connas4ml export whole_model.pt --example x.npy --out prj/
     connas4ml export runs/jet_demo/model.pt --example x.npy --out prj/   # a `connas4ml search` result
+    connas4ml export runs/my_task/model.pt --factory my_task:build --example x.npy --out prj/
+    connas4ml export nets.py:build --weights model.pt --example x.npy --out prj/ [--config hls.yaml]
+    connas4ml export whole_model.pt --unsafe-pickle --example x.npy --out prj/
 
-MODEL is either a factory, ``file.py:name`` or ``package.module:name``, a callable (or class)
-that returns the network's ``nn.Module`` (the weights then come from ``--weights``, a
-``state_dict`` saved with ``torch.save(model.state_dict(), path)`` and loaded with
-``weights_only=True``), or a whole module saved with ``torch.save(model, path)``. Brevitas models
-usually cannot be pickled whole (``PicklingError: Can't pickle <class
-'brevitas.inject.NoneActQuant'>``), so the factory + state_dict form is the one to use for them.
-The ``model.pt`` that ``connas4ml search`` writes (config + choices + weights, loaded with
-``weights_only=True``) is rebuilt from its config, and its ``hls`` settings are the defaults.
-Both a factory file and a whole-module file run code when loaded (import / unpickling): only use
-files you created or trust. ``--example`` is a ``.npy`` array or a ``.pt`` tensor of inputs (batch first; a
-few hundred rows make a meaningful bit-exact check). ``--config`` is a YAML mapping of
-:class:`~connas4ml_torch.hardware.config.HLSConfig` fields (``backend``, ``part``,
-``clock_period``, ``io_type``, ``strategy``, ``reuse_factor``, ``layers``); single fields can be
-overridden on the command line.
+MODEL is one of:
+
+* the ``model.pt`` that ``connas4ml search`` writes (config + choices + weights, read with
+  ``weights_only=True``): it is rebuilt with a model factory, and a file may not choose the code
+  that runs, so the factory is either one of this library's reference models named in the file
+  or the one you give with ``--factory package.module:name`` (or ``file.py:name``);
+* a factory ``file.py:name`` or ``package.module:name`` that returns the ``nn.Module`` (weights
+  from ``--weights``, a ``state_dict`` read with ``weights_only=True``);
+* a whole module saved with ``torch.save(model, path)``: unpickling it runs arbitrary code, so it
+  is refused unless you pass ``--unsafe-pickle`` for a file you created yourself. (Brevitas
+  models usually cannot be pickled whole anyway: use the factory + state_dict form.)
+
+A factory runs code when imported: name only files you trust. ``--example`` is a ``.npy`` array
+(no pickle) or a ``.pt`` tensor of inputs (batch first; a few hundred rows make a meaningful
+bit-exact check). ``--config`` is a YAML mapping of
+:class:`~connas4ml_torch.hardware.config.HLSConfig` fields (hls4ml spellings accepted); single
+fields can be overridden on the command line.
 
 Exit codes: 0 bit-exact (or not verified), 1 not bit-exact, 2 refused / bad input.
 """
@@ -36,9 +39,16 @@ def register(subparsers: Any, name: str, help_text: str) -> argparse.ArgumentPar
     """Add the ``export`` subcommand to the ``connas4ml`` parser."""
     p = subparsers.add_parser(name, help=help_text, description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", help="file.py:factory or package.module:factory (with --weights), "
-                   "or a torch.save'd whole module .pt (trusted files only: code runs on load)")
+    p.add_argument("model", help="a `connas4ml search` model.pt, file.py:factory or "
+                   "package.module:factory (with --weights), or a whole-module .pt "
+                   "(--unsafe-pickle)")
     p.add_argument("--weights", type=Path, help="state_dict .pt for a factory-built model")
+    p.add_argument("--factory", help="the model factory that rebuilds a search result "
+                   "(package.module:name or file.py:name); needed unless the result names one "
+                   "of connas4ml_torch.models")
+    p.add_argument("--unsafe-pickle", action="store_true",
+                   help="allow unpickling a whole-module .pt (runs arbitrary code from the file: "
+                        "only for files you created)")
     p.add_argument("--example", type=Path, required=True, help="example inputs, .npy or .pt")
     p.add_argument("--out", type=Path, required=True, help="output directory of the hls4ml project")
     p.add_argument("--config", type=Path, help="HLSConfig as YAML")
@@ -77,10 +87,16 @@ def _factory(spec: str) -> Any:
     return getattr(module, attr)
 
 
-def load_model(spec: str, weights: Path | None = None) -> Any:
-    """The model named by ``spec`` (factory ``file.py:name`` / ``module:name`` + optional
-    ``weights`` state_dict, or a whole pickled module file). Trusted files only: code runs."""
+def load_model(spec: str, weights: Path | None = None, factory: str | None = None,
+               unsafe_pickle: bool = False) -> Any:
+    """The model named by ``spec``: a search result (rebuilt with a trusted factory), a factory
+    ``file.py:name`` / ``module:name`` + optional ``weights`` state_dict, or (only with
+    ``unsafe_pickle``) a whole pickled module file."""
+    import warnings
+
     import torch
+
+    from connas4ml_torch.errors import UnsafeFileError
 
     if ":" in spec and not Path(spec).is_file():
         model = _factory(spec)()
@@ -98,9 +114,17 @@ def load_model(spec: str, weights: Path | None = None) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
     if _search_result(path) is not None:
-        from connas4ml_torch.runner import load_derived
+        from connas4ml_torch.run import load_derived
 
-        return load_derived(path)[0]
+        return load_derived(path, _factory(factory) if factory else None)[0]
+    if not unsafe_pickle:
+        raise UnsafeFileError(
+            f"{path} is not a connas4ml search result; loading it as a whole pickled module would "
+            "run any code the file contains. Safe alternatives: save a state_dict and pass a "
+            "factory (`connas4ml export nets.py:build --weights state.pt ...`), or export from "
+            "Python with connas4ml_torch.export_to_hls(model, ...). If you created the file "
+            "yourself, pass --unsafe-pickle.")
+    warnings.warn(f"--unsafe-pickle: unpickling {path} runs any code it contains", stacklevel=2)
     model = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(model, torch.nn.Module):
         raise ValueError(
@@ -145,8 +169,7 @@ def load_example(path: Path, rows: int | None = None) -> Any:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    import yaml
-
+    from connas4ml_torch import schema
     from connas4ml_torch.hardware.config import HLSConfig
 
     d: dict[str, Any] = {}
@@ -154,9 +177,7 @@ def _config(args: argparse.Namespace) -> Any:
     if stored is not None:
         d = dict(stored.get("hls") or {})
     if args.config is not None:
-        if not args.config.is_file():
-            raise FileNotFoundError(f"config file {args.config} does not exist")
-        d = yaml.safe_load(args.config.read_text()) or {}
+        d = schema.read_yaml(args.config) or {}
         if not isinstance(d, dict):
             raise ValueError(f"{args.config}: expected a mapping of HLSConfig fields")
     for key in ("backend", "part", "clock_period", "io_type", "strategy", "reuse_factor"):
@@ -171,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     from connas4ml_torch.export import export_to_hls
 
     cfg = _config(args)
-    model = load_model(args.model, args.weights)
+    model = load_model(args.model, args.weights, args.factory, args.unsafe_pickle)
     x = load_example(args.example, args.rows)
     compile_ = not args.no_compile
     prj = export_to_hls(model, cfg, args.out, x, verify=compile_ and not args.no_verify,

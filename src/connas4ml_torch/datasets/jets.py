@@ -1,5 +1,8 @@
 """Jet-tagging data like hls4ml's ``hls4ml_lhc_jets_hlf``: 16 high-level features, 5 classes.
 
+This file is long because one generator holds the per-class process settings, the jet selection,
+the parallel/cached generation and the shipped-sample loader together: they change together.
+
 Events are generated with Pythia 8 (the ``pythia8mc`` wheel, module ``pythia8mc``) at
 sqrt(s) = 13 TeV, clustered with fastjet (anti-kT, R = 0.8) and described by the 16 features of
 :mod:`connas4ml_torch.datasets.jet_features`. One hard process per class, all with the

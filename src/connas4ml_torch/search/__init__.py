@@ -1,14 +1,9 @@
-"""Search engine: cost tables, budgets (Lagrangian), discretization with repair, Pareto sweeps."""
+"""Search engine: cost tables, budgets (Lagrangian), the search loop, discretization with repair."""
 
 from connas4ml_torch.search.cost import RESOURCES, CostTables
-from connas4ml_torch.search.search import InfeasibleBudgetError, Repair, Search
+from connas4ml_torch.search.search import InfeasibleBudgetError, Search
+from connas4ml_torch.search.select import Repair, Selection
+from connas4ml_torch.search.settings import SAMPLING_MODES, SEARCH_SAMPLING, SearchSettings
 
-__all__ = ["Search", "CostTables", "RESOURCES", "InfeasibleBudgetError", "Repair", "pareto_sweep"]
-
-
-def __getattr__(name):
-    if name == "pareto_sweep":
-        from connas4ml_torch.search.sweep import pareto_sweep
-
-        return pareto_sweep
-    raise AttributeError(name)
+__all__ = ["Search", "SearchSettings", "Selection", "CostTables", "RESOURCES",
+           "InfeasibleBudgetError", "Repair", "SAMPLING_MODES", "SEARCH_SAMPLING"]

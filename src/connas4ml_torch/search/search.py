@@ -14,35 +14,34 @@ the bit widths and kernel sizes relaxed.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from connas4ml_torch.errors import InfeasibleBudgetError  # noqa: F401 (re-exported)
+from connas4ml_torch.errors import ConfigError, InfeasibleBudgetError
 from connas4ml_torch.hardware.config import HLSConfig
-from connas4ml_torch.hardware.resources import parse_budgets
-from connas4ml_torch.search.cost import CostTables, canonical_resource
+from connas4ml_torch.hardware.resources import canonical_resource, parse_budgets
+from connas4ml_torch.search.cost import CostTables
+from connas4ml_torch.search.select import Repair, Selection, select
+from connas4ml_torch.search.settings import SearchSettings
 
-__all__ = ["Search", "InfeasibleBudgetError", "Repair"]
+__all__ = ["Search", "InfeasibleBudgetError", "Repair", "Selection"]
 
 
-@dataclass(frozen=True)
-class Repair:
-    """One step of discretization repair: a choice stepped down to meet the budgets."""
-
-    layer: str
-    kind: str
-    old: int
-    new: int
-    saved: dict[str, float]
-
-    def __str__(self) -> str:
-        saved = ", ".join(f"{r} -{v:,.0f}" for r, v in self.saved.items() if v > 0)
-        return f"{self.layer}.{self.kind}: {self.old} -> {self.new} ({saved})"
+def _tradeoff(weights: dict[str, Any] | None) -> dict[str, float]:
+    """Trade-off weights by canonical resource name: finite numbers >= 0, each resource once."""
+    out: dict[str, float] = {}
+    for k, v in (weights or {}).items():
+        r = canonical_resource(k)
+        if r in out:
+            raise ConfigError(f"trade-off weight {k!r}: {r} is given twice")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 or v == float("inf"):
+            raise ConfigError(f"trade-off weight {k}={v!r}: expected a finite number >= 0")
+        out[r] = float(v)
+    return out
 
 
 def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
@@ -78,7 +77,16 @@ class Search:
                  *, arch_lr: float = 3e-3, dual_lr: float = 0.05, warmup_steps: int = 0,
                  temperature: tuple[float, float] = (1.0, 1.0), anneal_steps: int | None = None,
                  margin_quantile: float | None = None, example_input: Tensor | None = None,
-                 arch_every: int = 1, argmax_in_dual: bool = True):
+                 arch_every: int = 1, argmax_in_dual: bool = True,
+                 settings: SearchSettings | None = None):
+        if settings is None:  # the keyword arguments, validated as a YAML schedule would be
+            settings = SearchSettings(arch_lr=arch_lr, dual_lr=dual_lr, warmup_steps=warmup_steps,
+                                      temperature=tuple(temperature), anneal_steps=anneal_steps,
+                                      margin_quantile=margin_quantile, arch_every=arch_every,
+                                      argmax_in_dual=argmax_in_dual)
+        self.settings = settings
+        if settings.sampling is not None:
+            supernet.set_sampling(settings.sampling)
         if supernet.graph is None:
             if example_input is None:
                 raise RuntimeError("Search needs the supernet's structure: pass example_input "
@@ -91,32 +99,28 @@ class Search:
         self._has_relaxed = bool(kinds - {"width"})
         self.hls = hls or HLSConfig()
         self.budgets = parse_budgets(constraints, self.hls.part)
-        self.weights = {canonical_resource(k): float(v) for k, v in (weights or {}).items()}
-        if any(v < 0 for v in self.weights.values()):
-            raise ValueError(f"trade-off weights must be >= 0, got {weights}")
-        self.margin_quantile = margin_quantile
-        self.tables = CostTables(supernet, cost_model, self.hls, quantile=margin_quantile)
+        self.weights = _tradeoff(weights)
+        self.margin_quantile = settings.margin_quantile
+        self.tables = CostTables(supernet, cost_model, self.hls, quantile=settings.margin_quantile)
         self.resources = self.tables.resources
         self.minimum = self.tables.cheapest()
         self._check_feasible()
         widest = {v: len(var.values) - 1 for v, var in enumerate(self.tables.variables)}
         self.reference = self.tables.cost_at(widest).clamp_min(1.0)
         self.lambdas = torch.zeros(len(self.resources))
-        self.dual_lr = float(dual_lr)
-        if isinstance(arch_every, bool) or not isinstance(arch_every, int) or arch_every < 1:
-            raise ValueError(f"arch_every must be a positive int, got {arch_every!r}")
-        self.arch_every = arch_every
-        self.argmax_in_dual = bool(argmax_in_dual)
-        self.warmup_steps = int(warmup_steps)
-        self.tau_start, self.tau_end = (float(t) for t in temperature)
-        self.anneal_steps = anneal_steps
+        self.dual_lr = settings.dual_lr
+        self.arch_every = settings.arch_every
+        self.argmax_in_dual = settings.argmax_in_dual
+        self.warmup_steps = settings.warmup_steps
+        self.tau_start, self.tau_end = (float(t) for t in settings.temperature)
+        self.anneal_steps = settings.anneal_steps
         self.step = 0
         self.arch_steps = 0
         self.history: list[dict[str, float]] = []
         self.prob_history: list[tuple[int, dict[str, list[float]]]] = []
-        self.repairs: list[Repair] = []
         params = supernet.arch_parameters()
-        self.arch_optimizer = torch.optim.Adam(params, lr=arch_lr, betas=(0.5, 0.999)) if params else None
+        self.arch_optimizer = (torch.optim.Adam(params, lr=settings.arch_lr, betas=(0.5, 0.999))
+                               if params else None)
         supernet.set_temperature(self.tau_start)
 
     # ---- budgets ---------------------------------------------------------------------------
@@ -298,97 +302,50 @@ class Search:
         self.supernet.set_temperature(tau)
 
     def fit(self, train_loader: Iterable, val_loader: Iterable, loss_fn: Callable,
-            optimizer: torch.optim.Optimizer, epochs: int = 1, progress: bool = True) -> Search:
-        """The simple case: alternate weight steps (train) and arch steps (val) for ``epochs``."""
-        from tqdm.auto import tqdm
+            optimizer: torch.optim.Optimizer, epochs: int = 1, progress: bool = True, *,
+            checkpoint: str | Path | None = None, checkpoint_every: int | None = None,
+            resume: bool = False, on_step: Callable[[int], None] | None = None) -> Search:
+        """The search loop: per training batch, one ``arch_step`` on the next validation batch
+        (cycled) then one weight step with ``optimizer``, for ``epochs``.
 
-        def val_batches():
-            while True:
-                yield from val_loader
+        ``checkpoint``: a file rewritten atomically after every epoch and every
+        ``checkpoint_every`` steps; ``resume=True`` continues from it exactly (with
+        :class:`~connas4ml_torch.training.TensorBatches` loaders, bit for bit). ``on_step(step)``
+        is called after each step. A NaN/inf training loss stops with the step and the first
+        module whose output is not finite.
+        """
+        from connas4ml_torch.search.loop import fit
 
-        val_iter = val_batches()
-        for epoch in range(epochs):
-            bar = tqdm(train_loader, desc=f"search epoch {epoch + 1}/{epochs}", disable=not progress)
-            for x, y in bar:
-                xv, yv = next(val_iter)
-                self.arch_step(lambda xv=xv, yv=yv: loss_fn(self.supernet(xv), yv))
-                optimizer.zero_grad()
-                loss = loss_fn(self.supernet(x), y)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"training loss is {float(loss)} at step {self.step}")
-                loss.backward()
-                optimizer.step()
-                bar.set_postfix(loss=f"{float(loss):.3f}", **self._short_postfix())
-        return self
+        return fit(self, train_loader, val_loader, loss_fn, optimizer, epochs, progress=progress,
+                   checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
+                   on_step=on_step)
 
-    def _short_postfix(self) -> dict[str, str]:
+    def short_postfix(self) -> dict[str, str]:
+        """Argmax resources against budgets, for a progress bar."""
         a = self.argmax_resources()
         return {r: f"{a[r]:,.0f}" + (f"/{self.budgets[r]:,.0f}" if r in self.budgets else "")
                 for r in (self.budgets or {"LUT": 0})}
 
     # ---- discretization ----------------------------------------------------------------------
-    def _violations(self, choice: dict[int, int]) -> dict[str, float]:
-        cost = self.tables.cost_at(choice, upper=self.margin_quantile is not None)
-        return {r: (float(cost[self.resources.index(r)]) - b) / max(b, 1.0)
-                for r, b in self.budgets.items() if float(cost[self.resources.index(r)]) > b}
+    def selection(self) -> Selection:
+        """The network ``derive()`` returns, without building it: the argmax choices repaired
+        until every budget holds, their predicted resources, the repairs and a per-layer
+        breakdown (pure: nothing is stored on the search)."""
+        return select(self)
 
     def discretize(self) -> tuple[dict[int, int], list[Repair]]:
-        """Argmax choices, stepped down until every budget holds (each step reported)."""
-        choice = self.tables.argmax_choice()
-        probs = self.tables.probs(self.supernet.temperature)
-        repairs: list[Repair] = []
-        upper = self.margin_quantile is not None
-        for _ in range(10_000):
-            viol = self._violations(choice)
-            if not viol:
-                return choice, repairs
-            cost = self.tables.cost_at(choice, upper)
-            best, best_score = None, -math.inf
-            for v in range(len(self.tables.variables)):
-                i = choice[v]
-                if i == 0:
-                    continue
-                trial = dict(choice)
-                trial[v] = i - 1
-                new = self.tables.cost_at(trial, upper)
-                saved = sum(max(0.0, float(cost[self.resources.index(r)] - new[self.resources.index(r)]))
-                            / max(self.budgets[r], 1.0) for r in viol)
-                if saved <= 0:
-                    continue
-                # floored: near-equal probabilities would otherwise make any step look free
-                lost = max(float(probs[v][i] - probs[v][i - 1]), 0.05)
-                score = saved / lost
-                if score > best_score:
-                    best, best_score = (v, trial, new), score
-            if best is None:
-                raise InfeasibleBudgetError(
-                    "discretization: no smaller choice reduces the violated budget(s) "
-                    + ", ".join(f"{r} (+{100 * x:.1f}%)" for r, x in viol.items()))
-            v, trial, new = best
-            var = self.tables.variables[v]
-            layer, kind = var.owners[0]
-            repairs.append(Repair(layer, kind, var.values[choice[v]], var.values[trial[v]],
-                                  {r: float(cost[i] - new[i]) for i, r in enumerate(self.resources)}))
-            choice = trial
-        raise InfeasibleBudgetError("discretization did not converge")
+        """Argmax choices (variable -> value index), stepped down until every budget holds."""
+        sel = self.selection()
+        return sel.index, sel.repairs
 
-    def derive(self) -> nn.Module:
-        """The chosen network as a plain Brevitas model, within every budget by prediction."""
-        choice, self.repairs = self.discretize()
-        for rep in self.repairs:
+    def derive(self, selection: Selection | None = None) -> nn.Module:
+        """The chosen network (``selection`` or :meth:`selection`) as a plain Brevitas model,
+        within every budget by prediction; each repair is printed. The returned model's
+        ``choices`` attribute records the architecture."""
+        sel = selection or self.selection()
+        for rep in sel.repairs:
             print(f"connas4ml: repair {rep}")
-        self.chosen = self.tables.choice_to_layers(choice)
-        self.chosen_resources = dict(zip(self.resources, self.tables.cost_at(choice).tolist()))
-        return self.supernet.derive(self.chosen)
-
-    def chosen_breakdown(self) -> dict[str, dict[str, float]]:
-        """Per-layer predicted resources of the network returned by the last ``derive()``."""
-        choice = {v: var.values.index(self.chosen[var.owners[0][0]][var.owners[0][1]])
-                  for v, var in enumerate(self.tables.variables)}
-        out = self.tables.layer_breakdown(choice)
-        if float(self.tables.overhead.abs().sum()) > 0:
-            out["model-level"] = dict(zip(self.resources, self.tables.overhead.tolist()))
-        return out
+        return self.supernet.derive(sel.choices)
 
     # ---- reporting ---------------------------------------------------------------------------
     def summary(self) -> str:

@@ -3,7 +3,7 @@
 ``run_sweep(config)`` samples one-layer configurations (grid or space-filling design), writes one
 hls4ml project per configuration through the export path of ``export_to_hls()``, synthesizes
 each with the vendor tool (or a configured command), reads the reports, and stores one row per
-configuration atomically; reruns skip finished configurations (DESIGN.md §9). The output folder
+configuration atomically; reruns skip finished configurations (docs/design.md, "Synthesis sweeps"). The output folder
 is a tree of hls4ml projects that ``read_reports`` / ``connas4ml surrogate fit`` read directly.
 """
 

@@ -56,6 +56,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from connas4ml_torch import schema
+from connas4ml_torch.errors import ConfigError
 from connas4ml_torch.hardware.config import HLSConfig
 from connas4ml_torch.synth.executors import EXECUTOR_KINDS, Executor, make_executor
 from connas4ml_torch.synth.jobs import SynthJob, run_job
@@ -69,119 +71,87 @@ from connas4ml_torch.synth.sampling import (
 from connas4ml_torch.synth.store import STATUS_FAILED, STATUS_OK, SweepStore
 from connas4ml_torch.synth.tools import SynthTool, custom_tool, vendor_tool
 
-__all__ = ["SweepConfig", "SweepResult", "load_config", "plan_sweep", "run_sweep"]
+__all__ = ["SweepConfig", "Sampling", "SynthesisSettings", "SweepResult", "load_config",
+           "plan_sweep", "run_sweep"]
 
-_TOP = {"output_dir", "hls", "space", "sampling", "synthesis", "executor"}
-# key -> (accepted types, expected-type words, default)
-_SAMPLING = {"method": ((str,), "one of " + "|".join(METHODS), "grid"),
-             "n": ((int, type(None)), "positive int or null", None),
-             "seed": ((int,), "int", 0)}
-_SYNTH = {"command": ((list, type(None)), "list of strings or null", None),
-          "vsynth": ((bool,), "bool", False),
-          "timeout_s": ((int, float), "number of seconds > 0", 7200.0),
-          "retries": ((int,), "int >= 0", 2),
-          "tool_version": ((str, type(None)), "string or null", None),
-          "tools": ((dict,), "mapping tool name -> path", {}),
-          "seed": ((int,), "int", 0),
-          "bias_bits": ((int,), "positive int", 8),
-          "log_tail_lines": ((int,), "positive int", 40)}
+@dataclass
+class Sampling:
+    """Which one-layer configurations: a grid or ``n`` points of a space-filling design."""
+
+    method: str = "grid"                              # grid | lhs | sobol | random
+    n: int | None = schema.setting(None, ge=1)        # points (a cap for grid)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        schema.check(self, "sampling")
+        if self.method not in METHODS:
+            raise ConfigError(f"sampling.method: expected one of {'|'.join(METHODS)}, got "
+                              f"{self.method!r}{schema.closest(self.method, list(METHODS))}")
 
 
-def _section(d: Any, name: str, schema: Mapping[str, tuple]) -> dict[str, Any]:
-    if d is None:
-        d = {}
-    if not isinstance(d, Mapping):
-        raise ValueError(f"{name}: expected a mapping, got {type(d).__name__} {d!r}")
-    unknown = sorted(set(d) - set(schema))
-    if unknown:
-        raise ValueError(f"{name}: unknown keys {unknown}; allowed: {', '.join(schema)}")
-    out = {}
-    for key, (types, words, default) in schema.items():
-        v = d.get(key, default)
-        if isinstance(v, bool) and bool not in types:
-            ok = False
-        else:
-            ok = isinstance(v, types)
-        if not ok:
-            raise ValueError(f"{name}.{key}: expected {words}, got {type(v).__name__} {v!r}")
-        out[key] = v
-    return out
+@dataclass
+class SynthesisSettings:
+    """How each project is synthesized (vendor flow or a custom command), with its limits."""
+
+    command: list[str] | None = None
+    vsynth: bool = False
+    timeout_s: float = schema.setting(7200.0, gt=0)   # finite: a NaN/inf timeout would hang
+    retries: int = schema.setting(2, ge=0)
+    tool_version: str | None = None
+    tools: dict[str, str] = field(default_factory=dict)
+    seed: int = 0
+    bias_bits: int = schema.setting(8, ge=2, le=32)
+    log_tail_lines: int = schema.setting(40, ge=1)
+
+    def __post_init__(self) -> None:
+        schema.check(self, "synthesis")
 
 
 @dataclass
 class SweepConfig:
     """A validated sweep configuration (see the module docstring for the YAML schema)."""
 
-    output_dir: Path
+    output_dir: Path | str = ""
     hls: HLSConfig = field(default_factory=HLSConfig)
-    space: dict[str, list[Any]] = field(default_factory=dict)
-    sampling: dict[str, Any] = field(default_factory=lambda: _section({}, "sampling", _SAMPLING))
-    synthesis: dict[str, Any] = field(default_factory=lambda: _section({}, "synthesis", _SYNTH))
+    space: dict[str, Any] = field(default_factory=dict)
+    sampling: Sampling = field(default_factory=Sampling)
+    synthesis: SynthesisSettings = field(default_factory=SynthesisSettings)
     executor: dict[str, Any] = field(default_factory=lambda: {"kind": "local", "workers": 1})
-    config_dir: Path = Path(".")
+    config_dir: Path | str = "."
+
+    def __post_init__(self) -> None:
+        out = self.output_dir
+        if not isinstance(out, (str, os.PathLike)) or not str(out):
+            raise ConfigError(f"output_dir: expected a folder path (str), got {out!r}")
+        self.config_dir = Path(self.config_dir)
+        self.output_dir = (self.config_dir / out).resolve()
+        self.space = normalize_space(self.space or {}, "space")
+        ex = dict(self.executor or {"kind": "local"})
+        ex.setdefault("kind", "local")
+        if ex["kind"] not in EXECUTOR_KINDS:
+            raise ConfigError(f"executor.kind: expected one of {'|'.join(EXECUTOR_KINDS)}, "
+                              f"got {ex['kind']!r}")
+        self.executor = ex
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], config_dir: str | os.PathLike = ".") -> SweepConfig:
         """Validate a mapping; errors name the key, the expected type and the value."""
         if not isinstance(d, Mapping):
-            raise ValueError(f"sweep config: expected a mapping at the top, got {d!r}")
-        unknown = sorted(set(d) - _TOP)
-        if unknown:
-            raise ValueError(f"sweep config: unknown keys {unknown}; "
-                             f"allowed: {', '.join(sorted(_TOP))}")
-        base = Path(config_dir)
-        out = d.get("output_dir")
-        if not isinstance(out, (str, os.PathLike)) or not str(out):
-            raise ValueError(f"output_dir: expected a folder path (str), got {out!r}")
-        hls_d = d.get("hls") or {}
-        if not isinstance(hls_d, Mapping):
-            raise ValueError(f"hls: expected a mapping of HLSConfig fields, got {hls_d!r}")
-        try:
-            hls = HLSConfig.from_dict(dict(hls_d))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"hls: {exc}") from None
-        sampling = _section(d.get("sampling"), "sampling", _SAMPLING)
-        if sampling["method"] not in METHODS:
-            raise ValueError(f"sampling.method: expected one of {'|'.join(METHODS)}, "
-                             f"got {sampling['method']!r}")
-        if sampling["n"] is not None and sampling["n"] < 1:
-            raise ValueError(f"sampling.n: expected a positive int, got {sampling['n']!r}")
-        synth = _section(d.get("synthesis"), "synthesis", _SYNTH)
-        if synth["timeout_s"] <= 0:
-            raise ValueError(f"synthesis.timeout_s: expected seconds > 0, "
-                             f"got {synth['timeout_s']!r}")
-        if synth["retries"] < 0:
-            raise ValueError(f"synthesis.retries: expected an int >= 0, got {synth['retries']!r}")
-        for k in ("bias_bits", "log_tail_lines"):
-            if synth[k] < 1:
-                raise ValueError(f"synthesis.{k}: expected a positive int, got {synth[k]!r}")
-        ex = dict(d.get("executor") or {"kind": "local"})
-        ex.setdefault("kind", "local")
-        if ex["kind"] not in EXECUTOR_KINDS:
-            raise ValueError(f"executor.kind: expected one of {'|'.join(EXECUTOR_KINDS)}, "
-                             f"got {ex['kind']!r}")
-        return cls(output_dir=(base / out).resolve(), hls=hls,
-                   space=normalize_space(d.get("space") or {}, "space"), sampling=sampling,
-                   synthesis=synth, executor=ex, config_dir=base)
+            raise ConfigError(f"sweep config: expected a mapping at the top, got {d!r}")
+        return schema.from_dict(cls, {**d, "config_dir": config_dir})
 
     def tool(self) -> SynthTool:
         """The synthesis command; raises ``ToolNotFoundError`` when it cannot run here."""
         s = self.synthesis
-        if s["command"] is not None:
-            return custom_tool(s["command"], s["tool_version"], self.config_dir)
-        return vendor_tool(self.hls.backend, s["vsynth"], s["tools"], s["tool_version"])
+        if s.command is not None:
+            return custom_tool(s.command, s.tool_version, self.config_dir)
+        return vendor_tool(self.hls.backend, s.vsynth, s.tools, s.tool_version)
 
 
 def load_config(path: str | os.PathLike) -> SweepConfig:
     """Read and validate a sweep YAML file (relative paths are relative to its folder)."""
-    from connas4ml_torch.runner import read_yaml
-
     p = Path(path)
-    d = read_yaml(p, ValueError)
-    try:
-        return SweepConfig.from_dict(d or {}, p.resolve().parent)
-    except ValueError as exc:
-        raise ValueError(f"{p}: {exc}") from None
+    return schema.load_yaml(SweepConfig, p, config_dir=p.resolve().parent)
 
 
 def plan_sweep(config: SweepConfig, tool: SynthTool | None = None) -> list[SynthJob]:
@@ -190,17 +160,17 @@ def plan_sweep(config: SweepConfig, tool: SynthTool | None = None) -> list[Synth
 
     tool = tool or config.tool()
     s = config.synthesis
-    specs = sample_specs(config.space, config.hls, config.sampling["method"],
-                         config.sampling["n"], config.sampling["seed"])
-    extra = {"vsynth": s["vsynth"], "seed": s["seed"], "bias_bits": s["bias_bits"]}
+    specs = sample_specs(config.space, config.hls, config.sampling.method,
+                         config.sampling.n, config.sampling.seed)
+    extra = {"vsynth": s.vsynth, "seed": s.seed, "bias_bits": s.bias_bits}
     hashed = []
     for spec in specs:
         spec = replace(spec, tool_version=tool.version)
         hashed.append((config_hash(spec, tool.identity, tool.version, extra), spec))
     root = str(Path(config.output_dir).resolve())
-    return [SynthJob(hash=h, spec=spec, tool=tool, root=root, timeout_s=float(s["timeout_s"]),
-                     max_attempts=int(s["retries"]) + 1, seed=s["seed"], bias_bits=s["bias_bits"],
-                     config_dir=str(config.config_dir), log_tail_lines=s["log_tail_lines"])
+    return [SynthJob(hash=h, spec=spec, tool=tool, root=root, timeout_s=float(s.timeout_s),
+                     max_attempts=int(s.retries) + 1, seed=s.seed, bias_bits=s.bias_bits,
+                     config_dir=str(config.config_dir), log_tail_lines=s.log_tail_lines)
             for h, spec in dedupe(hashed)]
 
 
@@ -245,8 +215,9 @@ def run_sweep(config: SweepConfig | str | os.PathLike, executor: Executor | None
 
     ``executor`` defaults to the config's; a given executor is not closed. ``retry_failed``
     re-attempts configurations recorded as failed. ``dry_run`` plans only (tools are still
-    checked, nothing is written). Ctrl-C stops scheduling, cancels queued jobs, keeps every
-    finished row, and returns with ``interrupted=True``: rerun to resume.
+    checked, nothing is written). Ctrl-C (or SIGTERM to the driver) stops scheduling, cancels
+    queued jobs, ends the synthesis tools this machine started, keeps every finished row, and
+    returns with ``interrupted=True``: rerun to resume.
     """
     cfg = config if isinstance(config, SweepConfig) else load_config(config)
     t0 = time.perf_counter()
@@ -260,7 +231,7 @@ def run_sweep(config: SweepConfig | str | os.PathLike, executor: Executor | None
         result.elapsed_s = time.perf_counter() - t0
         return result
     store.create()
-    with store.locked():
+    with store.locked(), _sigterm_as_interrupt():
         own = executor is None
         ex = make_executor(cfg.executor) if own else executor
         bar = _progress(len(jobs), result.skipped, progress)
@@ -308,6 +279,47 @@ def run_sweep(config: SweepConfig | str | os.PathLike, executor: Executor | None
                 store.write_dataset()
     result.elapsed_s = time.perf_counter() - t0
     return result
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM to the driver ends the sweep as Ctrl-C does: the worker processes this driver
+    started get SIGINT (their jobs kill their tools' process groups), each synthesis tool's
+    process group is killed, the driver stops scheduling and keeps every finished row. Without
+    this a terminated driver left the vendor tools running as orphans."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        _end_children()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _end_children() -> None:
+    """SIGINT to this process's children; SIGKILL to every process group a tool leads below it."""
+    import signal
+
+    import psutil
+
+    me = psutil.Process()
+    descendants = me.children(recursive=True)
+    for proc in descendants:
+        with contextlib.suppress(psutil.Error, ProcessLookupError, PermissionError):
+            if os.getpgid(proc.pid) == proc.pid and proc.pid != os.getpgid(0):  # a tool's group
+                os.killpg(proc.pid, signal.SIGKILL)
+    for proc in me.children():
+        with contextlib.suppress(psutil.Error):
+            proc.send_signal(signal.SIGINT)
 
 
 def _driver_failure(job: SynthJob, exc: BaseException) -> dict[str, Any]:

@@ -1,0 +1,152 @@
+"""The one search loop: weight steps on training batches, architecture steps on validation
+batches, periodic atomic checkpoints and exact resumption.
+
+:meth:`connas4ml_torch.Search.fit` runs this; the run pipeline, the CLI and the benchmarks call
+it too, so there is one loop in the library. Users who write their own loop call
+``search.arch_step`` and their optimizer directly and get the same arithmetic.
+
+A checkpoint holds the search state (supernet, architecture optimizer, multipliers, temperature,
+steps, torch RNG), the weight optimizer, and the loaders' positions when they are
+:class:`~connas4ml_torch.training.TensorBatches`; resuming from it reaches exactly the result of
+an uninterrupted run with the same seed. It is written to a temporary file, fsynced and renamed
+over the old one, so a kill at any moment leaves either the previous or the new checkpoint,
+never a file that cannot be read.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+from connas4ml_torch.training import TensorBatches
+
+if TYPE_CHECKING:
+    from connas4ml_torch.search.search import Search
+
+__all__ = ["fit", "atomic_save", "locate_nonfinite", "CHECKPOINT_FORMAT"]
+
+CHECKPOINT_FORMAT = "connas4ml-search-checkpoint-v1"
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` to a temporary file in the same folder, fsync, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+@torch.no_grad()
+def locate_nonfinite(model: nn.Module, x: Tensor) -> str:
+    """Name the first module whose output is NaN/inf on ``x`` (for the error message)."""
+    found: list[str] = []
+    handles = []
+    for name, m in model.named_modules():
+        if name and not list(m.children()):
+            def hook(mod, args, out, name=name):
+                o = out.value if hasattr(out, "value") else out
+                if not found and isinstance(o, Tensor) and not torch.isfinite(o).all():
+                    found.append(f"module {name!r} ({type(mod).__name__})")
+            handles.append(m.register_forward_hook(hook))
+    try:
+        model(x)
+    except Exception:  # a diagnosis must never hide the original error
+        pass
+    finally:
+        for h in handles:
+            h.remove()
+    return found[0] if found else "the loss function (every module's output is finite)"
+
+
+def _cycle(loader: Iterable) -> Iterator[Any]:
+    while True:
+        yield from loader
+
+
+def _state(search: Search, optimizer: torch.optim.Optimizer, train: Iterable, val: Iterable,
+           epoch: int) -> dict[str, Any]:
+    return {"format": CHECKPOINT_FORMAT, "search": search.state_dict(),
+            "optimizer": optimizer.state_dict(), "epoch": epoch,
+            "train_loader": train.state_dict() if isinstance(train, TensorBatches) else None,
+            "val_loader": val.state_dict() if isinstance(val, TensorBatches) else None}
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a search checkpoint (tensors and plain data only: ``weights_only=True``)."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path}: not a readable search checkpoint ({exc})") from exc
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a connas4ml search checkpoint")
+    return state
+
+
+def fit(search: Search, train_loader: Iterable, val_loader: Iterable, loss_fn: Callable,
+        optimizer: torch.optim.Optimizer, epochs: int = 1, *, progress: bool = True,
+        checkpoint: str | Path | None = None, checkpoint_every: int | None = None,
+        resume: bool = False, on_step: Callable[[int], None] | None = None) -> Search:
+    """Alternate architecture steps (validation batches, cycled) and weight steps (training
+    batches) for ``epochs``; see :meth:`connas4ml_torch.Search.fit`."""
+    from tqdm.auto import tqdm
+
+    sn = search.supernet
+    start_epoch = 0
+    if resume:
+        if checkpoint is None or not Path(checkpoint).is_file():
+            raise FileNotFoundError(f"resume: no checkpoint at {checkpoint}")
+        state = load_checkpoint(checkpoint)
+        search.load_state_dict(state["search"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch = int(state["epoch"])
+        for loader, key in ((train_loader, "train_loader"), (val_loader, "val_loader")):
+            if isinstance(loader, TensorBatches) and state.get(key) is not None:
+                loader.load_state_dict(state[key])
+    every = checkpoint_every if checkpoint_every else None
+    val_iter = _cycle(val_loader)
+    for epoch in range(start_epoch, epochs):
+        total = len(train_loader) if hasattr(train_loader, "__len__") else None
+        bar = tqdm(train_loader, total=total, desc=f"search epoch {epoch + 1}/{epochs}",
+                   disable=not progress, leave=False)
+        for x, y in bar:
+            xv, yv = next(val_iter)
+            search.arch_step(lambda xv=xv, yv=yv: loss_fn(sn(xv), yv))
+            optimizer.zero_grad()
+            loss = loss_fn(sn(x), y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"search step {search.step}: the training loss is {float(loss.detach())}, "
+                    f"first non-finite output at {locate_nonfinite(sn, x)}; the architecture "
+                    "was not derived. Lower the learning rates or check the data.")
+            loss.backward()
+            optimizer.step()
+            if progress:
+                bar.set_postfix(loss=f"{float(loss.detach()):.3f}", **search.short_postfix())
+            if checkpoint is not None and every and search.step % every == 0:
+                atomic_save(_state(search, optimizer, train_loader, val_loader, epoch), checkpoint)
+            if on_step is not None:
+                on_step(search.step)
+        if checkpoint is not None:
+            atomic_save(_state(search, optimizer, train_loader, val_loader, epoch + 1), checkpoint)
+    return search

@@ -1,0 +1,42 @@
+"""``SearchSettings``: the search's hyperparameters, validated the same way from Python and YAML.
+
+``Search(..., arch_lr=..., dual_lr=...)`` builds one of these, and so does the ``schedule``
+section of a run config: a negative dual learning rate (budgets never enforced), a NaN learning
+rate or a zero ``arch_every`` is refused before anything trains, with the key named.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from connas4ml_torch import schema
+from connas4ml_torch.errors import ConfigError
+from connas4ml_torch.space.supernet import SAMPLING_MODES
+
+__all__ = ["SearchSettings", "SAMPLING_MODES", "SEARCH_SAMPLING"]
+
+# argmax evaluates one network; it is not a way to search
+SEARCH_SAMPLING = tuple(m for m in SAMPLING_MODES if m != "argmax")
+
+
+@dataclass
+class SearchSettings:
+    """Hyperparameters of :class:`~connas4ml_torch.Search` (see its docstring for each one)."""
+
+    arch_lr: float = schema.setting(3e-3, ge=0)
+    dual_lr: float = schema.setting(0.05, ge=0)
+    warmup_steps: int = schema.setting(0, ge=0)
+    temperature: tuple[float, float] = schema.setting((1.0, 1.0), gt=0)
+    anneal_steps: int | None = schema.setting(None, ge=1)
+    margin_quantile: float | None = schema.setting(None, gt=0, le=1)
+    arch_every: int = schema.setting(1, ge=1)
+    argmax_in_dual: bool = True
+    sampling: str | None = None  # None: leave the supernet's sampling mode as it is
+
+    def __post_init__(self) -> None:
+        if isinstance(self.temperature, list):
+            self.temperature = tuple(self.temperature)
+        schema.check(self, "Search")
+        if self.sampling is not None and self.sampling not in SEARCH_SAMPLING:
+            raise ConfigError(f"Search.sampling: expected one of {', '.join(SEARCH_SAMPLING)}, got "
+                              f"{self.sampling!r}{schema.closest(self.sampling, list(SEARCH_SAMPLING))}")
