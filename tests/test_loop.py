@@ -84,3 +84,77 @@ def test_nonfinite_training_loss_names_the_module():
         search.fit(tr, va, F.cross_entropy, opt, epochs=1, progress=False)
     # warm-up steps do not move the architecture; nothing was derived
     assert all(torch.equal(p, q) for p, q in zip(before, search.supernet.arch_parameters()))
+
+
+DDP_SEARCH = """
+import datetime, os, sys
+import torch, torch.distributed as dist, torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
+sys.path.insert(0, sys.argv[3])
+from test_loop import run_search
+
+def worker(rank, world, port, out):
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    dist.init_process_group("gloo", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=60))
+    torch.set_num_threads(1)
+    search = run_search(rank, world, ddp=True)
+    if rank == 0:
+        torch.save({"choices": search.supernet.choices(),
+                    "state": search.supernet.state_dict()}, out)
+    dist.barrier()
+    os._exit(0)  # gloo's C++ teardown intermittently aborts in torch 2.13 after the work is done
+
+if __name__ == "__main__":
+    import torch.multiprocessing as mp
+    mp.spawn(worker, args=(2, int(sys.argv[1]), sys.argv[2]), nprocs=2, join=True)
+"""
+
+
+def run_search(rank: int = 0, world: int = 1, ddp: bool = False):
+    """A relaxed (softmax) search with a global batch of 64, split over ``world`` processes.
+
+    In float64: a sum over two half batches differs from one over the whole batch in the last
+    bits, and in float32 such differences flip a fixed-point rounding now and then, which Adam
+    turns into visible differences of near-tied logits after a few dozen steps."""
+    torch.manual_seed(11)
+    x, y = task(11, n=1536)
+    x = x.double()
+    sn = cn.searchable(mlp().double(), cn.SearchSpace(**SPACE), example_input=x[:256])
+    sn.set_sampling("softmax")  # deterministic: no per-process draws
+    search = cn.Search(sn, cn.ResourceModel.default(), HLS, constraints={"LUT": 4e4},
+                       arch_lr=0.05, dual_lr=0.2, warmup_steps=4, temperature=(1.0, 0.3),
+                       anneal_steps=30)
+    model = torch.nn.parallel.DistributedDataParallel(sn) if ddp else None
+    opt = torch.optim.Adam(sn.weight_parameters(), 5e-3)
+    train = TensorBatches(x[:1024], y[:1024], 64, torch.Generator().manual_seed(1), None,
+                          rank, world)
+    val = TensorBatches(x[1024:], y[1024:], 64, torch.Generator().manual_seed(2), None,
+                        rank, world)
+    search.fit(train, val, F.cross_entropy, opt, epochs=2, progress=False, model=model)
+    return search
+
+
+def test_two_processes_find_the_architecture_of_one_with_the_same_global_batch(tmp_path):
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "ddp_search.py"
+    script.write_text(DDP_SEARCH)
+    out = tmp_path / "ddp.pt"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.run([sys.executable, str(script), str(port), str(out),
+                           str(Path(__file__).parent)], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp = torch.load(out)
+    torch.set_num_threads(1)
+    single = run_search()
+    assert ddp["choices"] == single.supernet.choices()
+    for k, v in single.supernet.state_dict().items():
+        assert torch.allclose(ddp["state"][k].float(), v.float(), rtol=1e-4, atol=1e-5), k

@@ -26,14 +26,20 @@ class TensorBatches:
     The order comes from ``generator`` (seeded by the caller), so runs are reproducible; full
     batches only; ``limit`` caps the batches per epoch. :meth:`state_dict` /
     :meth:`load_state_dict` capture the position inside an epoch, so an interrupted loop resumes
-    with exactly the batches it would have seen.
+    with exactly the batches it would have seen. Under ``torch.distributed``, every process
+    builds the same loader (same seed) with its ``rank`` and ``world_size``: each global batch of
+    ``batch_size`` rows is split into equal parts, one per process.
     """
 
     def __init__(self, x: Tensor, y: Tensor, batch_size: int, generator: torch.Generator,
-                 limit: int | None = None):
+                 limit: int | None = None, rank: int = 0, world_size: int = 1):
         if len(x) != len(y):
             raise ValueError(f"TensorBatches: x has {len(x)} rows but y has {len(y)}")
+        if world_size < 1 or not 0 <= rank < world_size or batch_size % world_size:
+            raise ValueError(f"TensorBatches: batch_size {batch_size} must split evenly over "
+                             f"world_size {world_size} (rank {rank})")
         self.x, self.y, self.batch_size, self.gen, self.limit = x, y, int(batch_size), generator, limit
+        self.rank, self.world_size = rank, world_size
         self._epoch_gen_state: Tensor | None = None  # generator state at the current epoch start
         self.position = 0                             # batches already served in this epoch
         self._resume: tuple[Tensor, int] | None = None
@@ -55,6 +61,9 @@ class TensorBatches:
         self.position = skip
         for i in range(skip, len(self)):
             idx = perm[i * self.batch_size:(i + 1) * self.batch_size]
+            if self.world_size > 1:  # this process's contiguous share of the global batch
+                share = self.batch_size // self.world_size
+                idx = idx[self.rank * share:(self.rank + 1) * share]
             self.position = i + 1
             yield self.x[idx], self.y[idx]
 

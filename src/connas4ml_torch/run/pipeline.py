@@ -103,7 +103,12 @@ def run(cfg: RunConfig | dict[str, Any], splits: Splits | None = None, cost_mode
     search.fit(train_b, val_b, lf, opt, sch.epochs, progress=cfg.progress, checkpoint=ckpt,
                checkpoint_every=sch.checkpoint_every, resume=resume and ckpt.is_file())
     wall["search_s"] = time.perf_counter() - t0
-    sel = search.selection()
+    # budget-targeted selection: the repaired argmax and the networks grown to fill the budgets,
+    # compared on held-out validation batches with the shared weights
+    score_on = _batches(splits.val, sch.batch_size, cfg.seed + 3, 16)
+    sel = search.selection(search.validation_score(score_on, lf))
+    if sel.note and cfg.progress:
+        print(f"connas4ml: {sel.note}")
     model = search.derive(sel)
     searched = {qname: evaluate(model, *splits.test, splits.task), "parameters": n_weights(model),
                 **sel.resources}
@@ -140,9 +145,11 @@ def run(cfg: RunConfig | dict[str, Any], splits: Splits | None = None, cost_mode
         files["hls4ml project"] = str(prj.output_dir)
     wall["total_s"] = time.perf_counter() - t_all
     result = RunResult(cfg, rows, dict(search.budgets), sel.choices,
-                       [str(r) for r in sel.repairs], files, bit_exact, wall, model)
+                       [str(r) for r in sel.repairs], files, bit_exact, wall, model,
+                       sel.budget_used, sel.note)
     summary = {"rows": rows, "budgets": result.budgets, "chosen": result.chosen,
-               "repairs": result.repairs, "bit_exact": bit_exact, "wall_s": wall, "files": files}
+               "repairs": result.repairs, "budget_used": sel.budget_used, "note": sel.note,
+               "candidates": sel.scores, "bit_exact": bit_exact, "wall_s": wall, "files": files}
     (out / "results.json").write_text(json.dumps(summary, indent=2, default=json_default))
     files["results"] = str(out / "results.json")
     return result

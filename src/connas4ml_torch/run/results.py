@@ -37,6 +37,8 @@ class RunResult:
     bit_exact: bool | None
     wall_s: dict[str, float]
     model: nn.Module | None = None
+    budget_used: float | None = None   # share of the binding budget the chosen network uses
+    note: str = ""                     # why a smaller network than the budget allows was kept
 
     def table(self) -> str:
         """The printed summary: budgets against predictions, quality, parameters, time, files."""
@@ -58,6 +60,9 @@ class RunResult:
             lines.append(f"{'hls4ml bit-exact':<24}{'':>14}{str(self.bit_exact):>14}")
         lines.append("chosen: " + "; ".join(f"{k}: " + ",".join(f"{a}={b}" for a, b in v.items())
                                             for k, v in self.chosen.items()))
+        if self.budget_used is not None:
+            lines.append(f"binding budget used: {100 * self.budget_used:.0f}%"
+                         + (f" ({self.note})" if self.note else ""))
         for rep in self.repairs:
             lines.append(f"repair: {rep}")
         for what, path in self.files.items():

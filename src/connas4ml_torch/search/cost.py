@@ -166,19 +166,24 @@ class CostTables:
                 out.append(torch.softmax(var.alpha / temperature, dim=0))
         return out
 
-    def _device_tables(self, device: torch.device) -> list[Tensor]:
-        """The layer tables on ``device`` (copied once per device: the supernet may be on a GPU)."""
+    def _device_tables(self, device: torch.device, dtype: torch.dtype = torch.float32
+                       ) -> tuple[list[Tensor], Tensor]:
+        """The layer tables on ``device`` in ``dtype`` (copied once each: the supernet may be on
+        a GPU, or in float64)."""
         cache = self.__dict__.setdefault("_on_device", {})
-        if device not in cache:
-            cache[device] = ([lt.table.to(device) for lt in self.layers], self.overhead.to(device))
-        return cache[device]
+        key = (device, dtype)
+        if key not in cache:
+            cache[key] = ([lt.table.to(device, dtype) for lt in self.layers],
+                          self.overhead.to(device, dtype))
+        return cache[key]
 
     def expected(self, temperature: float) -> Tensor:
         """Expected resources ``[n_resources]`` under the current probabilities (differentiable)."""
         p = self.probs(temperature)
-        device = next((var.alpha.device for var in self.variables if var.alpha is not None),
-                      torch.device("cpu"))
-        tables, overhead = self._device_tables(device)
+        alpha = next((var.alpha for var in self.variables if var.alpha is not None), None)
+        device = alpha.device if alpha is not None else torch.device("cpu")
+        tables, overhead = self._device_tables(device, alpha.dtype if alpha is not None
+                                               else torch.float32)
         total = overhead.clone()
         letters = string.ascii_lowercase
         for lt, table in zip(self.layers, tables):

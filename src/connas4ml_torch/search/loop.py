@@ -106,12 +106,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def fit(search: Search, train_loader: Iterable, val_loader: Iterable, loss_fn: Callable,
         optimizer: torch.optim.Optimizer, epochs: int = 1, *, progress: bool = True,
         checkpoint: str | Path | None = None, checkpoint_every: int | None = None,
-        resume: bool = False, on_step: Callable[[int], None] | None = None) -> Search:
+        resume: bool = False, on_step: Callable[[int], None] | None = None,
+        model: nn.Module | None = None) -> Search:
     """Alternate architecture steps (validation batches, cycled) and weight steps (training
-    batches) for ``epochs``; see :meth:`connas4ml_torch.Search.fit`."""
+    batches) for ``epochs``; see :meth:`connas4ml_torch.Search.fit`. ``model`` runs the weight
+    steps (a ``DistributedDataParallel`` wrapper of the supernet under torch.distributed)."""
     from tqdm.auto import tqdm
 
     sn = search.supernet
+    net = model if model is not None else sn
     start_epoch = 0
     if resume:
         if checkpoint is None or not Path(checkpoint).is_file():
@@ -124,6 +127,9 @@ def fit(search: Search, train_loader: Iterable, val_loader: Iterable, loss_fn: C
             if isinstance(loader, TensorBatches) and state.get(key) is not None:
                 loader.load_state_dict(state[key])
     every = checkpoint_every if checkpoint_every else None
+    if torch.distributed.is_available() and torch.distributed.is_initialized() \
+            and torch.distributed.get_rank() != 0:
+        checkpoint = None  # the replicas are identical: one process writes the checkpoint
     val_iter = _cycle(val_loader)
     for epoch in range(start_epoch, epochs):
         total = len(train_loader) if hasattr(train_loader, "__len__") else None
@@ -133,7 +139,7 @@ def fit(search: Search, train_loader: Iterable, val_loader: Iterable, loss_fn: C
             xv, yv = next(val_iter)
             search.arch_step(lambda xv=xv, yv=yv: loss_fn(sn(xv), yv))
             optimizer.zero_grad()
-            loss = loss_fn(sn(x), y)
+            loss = loss_fn(net(x), y)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"search step {search.step}: the training loss is {float(loss.detach())}, "

@@ -304,9 +304,16 @@ class Search:
     def fit(self, train_loader: Iterable, val_loader: Iterable, loss_fn: Callable,
             optimizer: torch.optim.Optimizer, epochs: int = 1, progress: bool = True, *,
             checkpoint: str | Path | None = None, checkpoint_every: int | None = None,
-            resume: bool = False, on_step: Callable[[int], None] | None = None) -> Search:
+            resume: bool = False, on_step: Callable[[int], None] | None = None,
+            model: nn.Module | None = None) -> Search:
         """The search loop: per training batch, one ``arch_step`` on the next validation batch
         (cycled) then one weight step with ``optimizer``, for ``epochs``.
+
+        Several processes (``torch.distributed``, e.g. one per GPU): wrap the supernet in
+        ``DistributedDataParallel`` and pass it as ``model`` (the weight steps run through it),
+        and give every process loaders built with its ``rank``/``world_size``
+        (:class:`~connas4ml_torch.training.TensorBatches`): architecture gradients are averaged
+        over the processes, so the search sees the global batch.
 
         ``checkpoint``: a file rewritten atomically after every epoch and every
         ``checkpoint_every`` steps; ``resume=True`` continues from it exactly (with
@@ -318,7 +325,7 @@ class Search:
 
         return fit(self, train_loader, val_loader, loss_fn, optimizer, epochs, progress=progress,
                    checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
-                   on_step=on_step)
+                   on_step=on_step, model=model)
 
     def short_postfix(self) -> dict[str, str]:
         """Argmax resources against budgets, for a progress bar."""
@@ -327,15 +334,41 @@ class Search:
                 for r in (self.budgets or {"LUT": 0})}
 
     # ---- discretization ----------------------------------------------------------------------
-    def selection(self) -> Selection:
-        """The network ``derive()`` returns, without building it: the argmax choices repaired
-        until every budget holds, their predicted resources, the repairs and a per-layer
-        breakdown (pure: nothing is stored on the search)."""
-        return select(self)
+    def selection(self, score: Callable[[dict[str, dict[str, int]]], float] | None = None,
+                  fill_budget: bool = True) -> Selection:
+        """The network ``derive()`` returns, without building it (pure: nothing is stored).
+
+        The argmax choices repaired until every budget holds; under hard budgets also grown
+        while the budgets hold (``fill_budget``), the candidates compared by ``score``
+        (``choices -> validation loss``, e.g. :meth:`validation_score`) when given. The result
+        holds the choices, their predicted resources, the repairs, a per-layer breakdown, the
+        share of the binding budget used and, when a smaller network was kept, why.
+        """
+        return select(self, score, fill_budget)
+
+    def validation_score(self, batches: Iterable, loss_fn: Callable
+                         ) -> Callable[[dict[str, dict[str, int]]], float]:
+        """``choices -> mean loss over batches`` of the supernet run as that one network with
+        its shared weights (for :meth:`selection`)."""
+        batches = list(batches)
+
+        @torch.no_grad()
+        def score(choices: dict[str, dict[str, int]]) -> float:
+            sn = self.supernet
+            was = sn.training
+            sn.eval()
+            try:
+                with sn.fixed(choices):
+                    losses = [float(loss_fn(sn(x), y)) for x, y in batches]
+            finally:
+                sn.train(was)
+            return sum(losses) / max(len(losses), 1)
+
+        return score
 
     def discretize(self) -> tuple[dict[int, int], list[Repair]]:
         """Argmax choices (variable -> value index), stepped down until every budget holds."""
-        sel = self.selection()
+        sel = self.selection(fill_budget=False)
         return sel.index, sel.repairs
 
     def derive(self, selection: Selection | None = None) -> nn.Module:

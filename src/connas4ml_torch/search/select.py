@@ -1,15 +1,23 @@
-"""Discretization with repair: from architecture logits to one network within every budget.
+"""Discretization: from architecture logits to one network that spends its budget well.
 
-HardCoRe-NAS: the argmax of a relaxed problem can violate the budget, so the argmax is stepped
-down, one choice at a time, taking the step with the best cost saved per probability mass lost,
-until every budget holds by the cost model's prediction (its upper quantile when a safety margin
-is asked for). Every step is reported as a :class:`Repair`. Pure: :func:`select` reads the
-search's state and returns a :class:`Selection`; nothing is stored on the search.
+1. Repair (HardCoRe-NAS): the argmax of a relaxed problem can violate the budget, so the argmax
+   is stepped down, one choice at a time, taking the step with the best cost saved per
+   probability mass lost, until every budget holds by the cost model's prediction (its upper
+   quantile when a safety margin is asked for). Every step is reported as a :class:`Repair`.
+2. Fill: a search under a hard budget tends to end below it (the multipliers overshoot, and the
+   narrow paths of a weight-shared supernet train faster), so the repaired argmax is also grown,
+   one choice at a time, while every budget holds: by probability gained per budget spent, and
+   evenly (the least-grown layer first). These candidates, and the argmax, are scored on
+   validation data with the shared weights (``score``: lower is better) and the best is kept;
+   when the larger networks are not better, the selection says so in ``note``.
+
+Pure: :func:`select` reads the search's state and returns a :class:`Selection`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -47,6 +55,9 @@ class Selection:
     repairs: list[Repair] = field(default_factory=list)
     breakdown: dict[str, dict[str, float]] = field(default_factory=dict)
     index: dict[int, int] = field(default_factory=dict, repr=False)  # variable -> value index
+    budget_used: float | None = None   # the binding budget's share used (max over budgets)
+    scores: dict[str, float] = field(default_factory=dict)  # candidate -> validation score
+    note: str = ""                     # why a network smaller than the budget allows was kept
 
 
 def _violations(search: Search, choice: dict[int, int]) -> dict[str, float]:
@@ -97,8 +108,54 @@ def repair(search: Search, choice: dict[int, int]) -> tuple[dict[int, int], list
     raise InfeasibleBudgetError("discretization did not converge")
 
 
-def selection_at(search: Search, choice: dict[int, int], repairs: list[Repair] | None = None
-                 ) -> Selection:
+def budget_used(search: Search, choice: dict[int, int]) -> float | None:
+    """The largest share of any budget the network uses (``None`` without budgets)."""
+    if not search.budgets:
+        return None
+    cost = search.tables.cost_at(choice)
+    return max(float(cost[search.resources.index(r)]) / max(b, 1.0)
+               for r, b in search.budgets.items())
+
+
+def fill(search: Search, choice: dict[int, int], evenly: bool = False) -> dict[int, int]:
+    """``choice`` grown one step at a time while every budget holds.
+
+    Default order: the step with the most probability gained per share of the binding budget it
+    spends (the search's own preference); ``evenly``: the variable furthest below its largest
+    value first (a uniform scale-up, the baseline a search must beat).
+    """
+    tables = search.tables
+    if not search.budgets:
+        return dict(choice)
+    probs = tables.probs(search.supernet.temperature)
+    choice = dict(choice)
+    used = budget_used(search, choice) or 0.0
+    for _ in range(10_000):
+        best, best_key = None, None
+        for v, var in enumerate(tables.variables):
+            i = choice[v]
+            if i + 1 >= len(var.values):
+                continue
+            trial = {**choice, v: i + 1}
+            if _violations(search, trial):
+                continue
+            extra = max((budget_used(search, trial) or 0.0) - used, 1e-9)
+            if evenly:
+                key = (-(i + 1) / len(var.values), -extra)
+            else:
+                gain = float(probs[v][i + 1].detach()) + 0.05  # floored: a step is never free
+                key = (gain / extra, 0.0)
+            if best_key is None or key > best_key:
+                best, best_key = trial, key
+        if best is None:
+            return choice
+        choice = best
+        used = budget_used(search, choice) or 0.0
+    return choice
+
+
+def selection_at(search: Search, choice: dict[int, int], repairs: list[Repair] | None = None,
+                 scores: dict[str, float] | None = None, note: str = "") -> Selection:
     """The :class:`Selection` of one discrete network (variable -> value index)."""
     tables = search.tables
     breakdown = tables.layer_breakdown(choice)
@@ -106,10 +163,38 @@ def selection_at(search: Search, choice: dict[int, int], repairs: list[Repair] |
         breakdown["model-level"] = dict(zip(search.resources, tables.overhead.tolist()))
     return Selection(tables.choice_to_layers(choice),
                      dict(zip(search.resources, tables.cost_at(choice).tolist())),
-                     list(repairs or []), breakdown, dict(choice))
+                     list(repairs or []), breakdown, dict(choice), budget_used(search, choice),
+                     dict(scores or {}), note)
 
 
-def select(search: Search) -> Selection:
-    """The argmax network of the search, repaired until it meets every budget."""
-    choice, repairs = repair(search, search.tables.argmax_choice())
-    return selection_at(search, choice, repairs)
+def select(search: Search, score: Callable[[dict[str, dict[str, int]]], float] | None = None,
+           fill_budget: bool = True) -> Selection:
+    """The network ``derive()`` returns.
+
+    The argmax repaired until it meets every budget; with budgets and ``fill_budget``, also the
+    two filled networks (see the module docstring). With ``score`` (``choices -> validation
+    loss``, lower is better) the best-scoring candidate wins (ties: the smaller); without it the
+    network filled by the search's own preference is taken.
+    """
+    base, repairs = repair(search, search.tables.argmax_choice())
+    if not (search.budgets and fill_budget):
+        return selection_at(search, base, repairs)
+    cands = {"argmax": base, "filled": fill(search, base), "filled evenly": fill(search, base, True)}
+    unique: dict[tuple, str] = {}
+    for name, c in cands.items():
+        unique.setdefault(tuple(sorted(c.items())), name)
+    names = list(unique.values())
+    if score is None:
+        return selection_at(search, cands["filled"], repairs)
+    scores = {n: float(score(search.tables.choice_to_layers(cands[n]))) for n in names}
+    best = min(names, key=lambda n: (scores[n], budget_used(search, cands[n]) or 0.0))
+    note = ""
+    used = budget_used(search, cands[best]) or 0.0
+    if best == "argmax" and len(names) > 1 and used < 0.9:
+        bigger = {n: scores[n] for n in names if n != "argmax"}
+        note = (f"kept the argmax network ({100 * used:.0f}% of the binding budget): the larger "
+                "networks that fit were not better on validation ("
+                + ", ".join(f"{n} {100 * (budget_used(search, cands[n]) or 0):.0f}%: "
+                            f"{s:.4g}" for n, s in bigger.items())
+                + f" vs {scores['argmax']:.4g})")
+    return selection_at(search, cands[best], repairs, scores, note)
