@@ -161,6 +161,9 @@ def num(text: Any) -> float | None:
         return None
     m = _NUM.search(s.replace(",", ""))
     if not m:
+        word = s.lower().lstrip("+-")
+        if word in ("nan", "inf", "infinity"):  # refused by checked(), never kept as missing
+            return float(s.lower().replace("infinity", "inf"))
         return None
     try:
         return float(m.group(0))

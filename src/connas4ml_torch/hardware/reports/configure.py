@@ -48,8 +48,19 @@ def _suffix_order(name: str) -> int:
     return int(m.group(1)) if m else 0
 
 
+def _fits(r: dict[str, Any], p: dict[str, Any]) -> bool:
+    """Whether a report's ports fit a Dense struct (ports undercount, never overcount)."""
+    if r["layer_type"] != "Dense":
+        return True
+    n_in, n_out = p.get("n_in"), p.get("n_out")
+    return not ((n_in and (r.get("ports_in") or 0) > n_in) or
+                (n_out and (r.get("ports_out") or 0) > n_out))
+
+
 def _match_truncated(rows: list[dict[str, Any]], params: dict[int, dict[str, Any]]) -> None:
-    """Give rows whose name lost its config index the index of a parameters.h struct."""
+    """Give rows whose name lost its config index the index of a parameters.h struct: a row
+    that only one struct of its kind fits takes it; the rest of one function, if as many as
+    the structs left, pair in the order of Vivado's ``_s``, ``_1``, ``_2`` suffixes."""
     lost = [r for r in rows if r.get("config_index") is None and r["layer_type"] in WEIGHTED]
     if not lost or not params:
         return
@@ -58,29 +69,32 @@ def _match_truncated(rows: list[dict[str, Any]], params: dict[int, dict[str, Any
     for r in lost:
         by_op[r["op"]].append(r)
     for op, rs in by_op.items():
-        ltype, strat = rs[0]["layer_type"], rs[0].get("strategy")
-        cands = []
-        for k, p in sorted(params.items()):
-            if STRUCT_TYPES.get(p.get("config_struct") or "") != ltype or (op, k) in taken:
-                continue
-            if strat and p.get("strategy") and str(p["strategy"]).lower() != strat.lower():
-                continue
-            n_in = p.get("n_in", p.get("n_chan"))
-            n_out = p.get("n_out", p.get("n_filt"))
-            if any((r.get("ports_in") or 0) > (n_in or 1e18) or (r.get("ports_out") or 0) >
-                   (n_out or 1e18) for r in rs):
-                continue
-            cands.append(k)
-        if len(cands) == 1 and len(rs) == 1:
-            rs[0]["config_index"], rs[0]["_matched"] = cands[0], "by kind and ports"
-        elif len(cands) == len(rs) > 1:
-            for r, k in zip(sorted(rs, key=lambda r: _suffix_order(r["top"])), cands):
+        strat = rs[0].get("strategy")
+        free = [k for k, p in sorted(params.items())
+                if STRUCT_TYPES.get(p.get("config_struct") or "") == rs[0]["layer_type"]
+                and (op, k) not in taken
+                and not (strat and p.get("strategy") and str(p["strategy"]).lower() !=
+                         strat.lower())]
+        left = sorted(rs, key=lambda r: _suffix_order(r["top"]))
+        changed = True
+        while changed and left:
+            changed = False
+            for r in list(left):
+                fit = [k for k in free if _fits(r, params[k])]
+                if len(fit) == 1:
+                    r["config_index"], r["_matched"] = fit[0], "the only struct its ports fit"
+                    free.remove(fit[0])
+                    left.remove(r)
+                    changed = True
+        if left and len(left) == len(free) and all(_fits(r, params[k])
+                                                   for r, k in zip(left, free)):
+            for r, k in zip(left, free):
                 r["config_index"] = k
-                r["_matched"] = "by order of Vivado's _s/_1/_2 suffixes"
+                r["_matched"] = "in the order of Vivado's _s/_1/_2 suffixes"
         else:
-            for r in rs:
-                r["_unmatched"] = (f"name cut by Vivado before its config index; {len(cands)} "
-                                   f"parameters.h structs of this kind for {len(rs)} such reports")
+            for r in left:
+                r["_unmatched"] = (f"name cut by Vivado before its config index; {len(free)} "
+                                   f"parameters.h structs could be it")
 
 
 def _owner_types(rows: list[dict[str, Any]], params: dict[int, dict[str, Any]]) -> dict[int, str]:
@@ -215,6 +229,13 @@ def _configure_group(k: int | None, grp: list[dict[str, Any]], ltype: str,
         for key, v in weight_stats(weights[k], fixed_type(shared.get("weight_type"))).items():
             shared[key] = v
             src[key] = f"weights/w{k}.txt"
+    # the layer's input width where one of its functions lost it (Vivado elides repeated types)
+    named = [r["input_bits"] for r in grp if r.get("input_bits") and
+             r["_src"].get("input_bits") == "name"]
+    for r in grp:
+        if named and r.get("input_bits") is None:
+            r["input_bits"] = max(set(named), key=named.count)
+            r["_src"]["input_bits"] = "name (another function of the layer)"
     for r in grp:
         r.update(shared)
         r["config_source"] = "parameters.h" if p else "name"

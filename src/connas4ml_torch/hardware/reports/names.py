@@ -299,7 +299,7 @@ def parse_function_name(name: str, obj: str | None = None) -> dict[str, Any]:
             suffix = re.sub(r"_(?:Pipeline|VITIS)\w*$", "", suffix)
         pre = cm.group(1)
         out["config_name"] = (f"{pre}_" if pre else "") + f"config{cm.group(2)}" + suffix
-        out["sub_config"] = bool(re.match(r"_(?:mult|\d+)", suffix))
+        out["sub_config"] = bool(re.match(r"_(?:mult|\d+|recr)", suffix))
         if pre and out.get("activation") is None and pre.lower() in _ACTIVATIONS:
             out["activation"] = pre.lower()
     # template arguments: input and result types, stream array sizes

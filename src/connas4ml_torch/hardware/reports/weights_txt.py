@@ -39,9 +39,12 @@ def parse_weights_txt(path: str | Path) -> dict[str, Any]:
         raise ReportError(f"{show(path)}: empty weights file")
     if not re.fullmatch(r"[0-9eE.,+\-naifNAIF]*", norm[:10_000]):
         raise ReportError(f"{show(path)}: not a list of numbers")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        values = np.fromstring(norm, dtype=np.float64, sep=",")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            values = np.fromstring(norm, dtype=np.float64, sep=",")
+    except ValueError as exc:
+        raise ReportError(f"{show(path)}: not a list of numbers ({exc})") from exc
     if values.size != norm.count(",") + 1:
         raise ReportError(f"{show(path)}: not a list of numbers (stopped after {values.size} "
                           "values)")
