@@ -26,7 +26,7 @@ from typing import Any
 from connas4ml_torch.errors import ReportError
 
 __all__ = ["RESOURCE_KEYS", "Parser", "REGISTRY", "register", "parser_for", "read_text",
-           "read_head", "num", "checked", "show", "HEAD_BYTES", "MiB"]
+           "read_head", "num", "checked", "show", "parse_xml", "HEAD_BYTES", "MiB"]
 
 RESOURCE_KEYS = ("BRAM_18K", "DSP", "FF", "LUT", "URAM")
 HEAD_BYTES = 4096
@@ -201,3 +201,30 @@ def resource_units(prefixes: tuple[str, ...] = ("", "avail_")) -> dict[str, str]
 
 TIMING_UNITS = {"lat_best": "cycles", "lat_worst": "cycles", "ii_min": "cycles",
                 "ii_max": "cycles", "clk_target_ns": "ns", "clk_est_ns": "ns"}
+
+
+def parse_xml(text: str, path: Path) -> Any:
+    """The root element of an XML text, entities refused.
+
+    A document with a ``<!DOCTYPE`` or ``<!ENTITY`` goes through ``defusedxml``, which refuses
+    entity declarations (``billion laughs``) and external references (``SYSTEM "file:///..."``)
+    instead of expanding or fetching them. A document without either cannot declare an entity,
+    so it is parsed by the standard library's C parser (five times faster on large reports).
+    """
+    import xml.etree.ElementTree as ET
+
+    import defusedxml.ElementTree as DET
+    from defusedxml import DefusedXmlException
+
+    try:
+        if "<!DOCTYPE" in text or "<!ENTITY" in text:
+            return DET.fromstring(text, forbid_dtd=False, forbid_entities=True,
+                                  forbid_external=True)
+        return ET.fromstring(text)
+    except DefusedXmlException as exc:
+        raise ReportError(f"{show(path)}: XML declares entities or external references "
+                          f"({type(exc).__name__}); refused") from exc
+    except (ET.ParseError, ValueError) as exc:
+        raise ReportError(f"{show(path)}: not well-formed XML ({exc})") from exc
+    except RecursionError as exc:
+        raise ReportError(f"{show(path)}: XML nested too deeply") from exc

@@ -5,9 +5,9 @@ for both and registers the Vivado one (Vitis: :mod:`.vitis_xml`). Besides the nu
 RTL ports: their count and width bound a layer's array sizes where nothing else states them, and
 Vitis' ``<Object>`` of the clock port is the function's unmangled C++ signature.
 
-XML goes through ``defusedxml``: a report is tool output, but a scanned tree is anyone's, and an
-entity declaration (``billion laughs``, ``<!ENTITY x SYSTEM "file:///etc/passwd">``) is refused,
-never expanded or fetched.
+XML goes through :func:`.base.parse_xml` (``defusedxml`` wherever a DTD appears): a report is
+tool output, but a scanned tree is anyone's, and an entity declaration (``billion laughs``,
+``<!ENTITY x SYSTEM "file:///etc/passwd">``) is refused, never expanded or fetched.
 """
 
 from __future__ import annotations
@@ -15,9 +15,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
-
-import defusedxml.ElementTree as DET
-from defusedxml import DefusedXmlException
 
 from connas4ml_torch.errors import ReportError
 from connas4ml_torch.hardware.reports.base import (
@@ -27,6 +24,7 @@ from connas4ml_torch.hardware.reports.base import (
     Parser,
     checked,
     num,
+    parse_xml,
     read_text,
     register,
     resource_units,
@@ -93,16 +91,7 @@ def ports_sizes(ports: list[tuple[str, str, str, str]], elem_bits: int | None = 
 
 def parse_profile(path: Path, limit: int = MAX_BYTES) -> dict[str, Any]:
     """Read a csynth ``<profile>`` XML (either tool); raise :class:`ReportError` if unusable."""
-    text = read_text(path, limit)
-    try:
-        root = DET.fromstring(text, forbid_dtd=False, forbid_entities=True, forbid_external=True)
-    except DefusedXmlException as exc:
-        raise ReportError(f"{show(path)}: XML declares entities or external references "
-                          f"({type(exc).__name__}); refused") from exc
-    except (DET.ParseError, ValueError) as exc:
-        raise ReportError(f"{show(path)}: not well-formed XML ({exc})") from exc
-    except RecursionError as exc:
-        raise ReportError(f"{show(path)}: XML nested too deeply") from exc
+    root = parse_xml(read_text(path, limit), path)
     if root.tag != "profile":
         raise ReportError(f"{show(path)}: root element <{root.tag}> is not a csynth <profile>")
     ua = root.find("UserAssignments")

@@ -14,11 +14,16 @@ import re
 from pathlib import Path
 from typing import Any
 
-import defusedxml.ElementTree as DET
-from defusedxml import DefusedXmlException
-
 from connas4ml_torch.errors import ReportError
-from connas4ml_torch.hardware.reports.base import MiB, Parser, num, read_text, register, show
+from connas4ml_torch.hardware.reports.base import (
+    MiB,
+    Parser,
+    num,
+    parse_xml,
+    read_text,
+    register,
+    show,
+)
 
 __all__ = ["parse_hls_project"]
 
@@ -26,14 +31,7 @@ MAX_BYTES = 4 * MiB
 
 
 def _xml(path: Path) -> Any:
-    text = read_text(path, MAX_BYTES)
-    try:
-        return DET.fromstring(text, forbid_dtd=False, forbid_entities=True, forbid_external=True)
-    except DefusedXmlException as exc:
-        raise ReportError(f"{show(path)}: XML declares entities ({type(exc).__name__}); "
-                          "refused") from exc
-    except (DET.ParseError, ValueError, RecursionError) as exc:
-        raise ReportError(f"{show(path)}: not well-formed XML ({exc})") from exc
+    return parse_xml(read_text(path, MAX_BYTES), path)
 
 
 def _local(tag: str) -> str:

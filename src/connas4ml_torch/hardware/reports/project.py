@@ -159,8 +159,11 @@ def read_group(report_dir: Path, files: list[tuple[Path, str]], tree: Tree,
 
     recs: list[dict[str, Any]] = []
     xml_tops: set[str] = set()
+    xml_read: set[str] = set()
     parsers = {p.name: p for p in REGISTRY}
     for f, kind in sorted(files, key=lambda fk: (_ORDER.get(fk[1], 3), fk[0].name)):
+        if f.suffix.lower() == ".rpt" and f.stem in xml_read:
+            continue  # the same report's XML was read (a broken XML leaves the text report in)
         try:
             rec = parsers[kind].parse(f)
         except ReportError as exc:
@@ -169,6 +172,7 @@ def read_group(report_dir: Path, files: list[tuple[Path, str]], tree: Tree,
             continue
         if rec.get("format") == "xml":
             xml_tops.add(rec["top"])
+            xml_read.add(f.stem)
         elif rec.get("format") == "rpt" and rec["top"] in xml_tops:
             continue  # the same function's XML was read already
         recs.append(rec)
