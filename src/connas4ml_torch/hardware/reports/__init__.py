@@ -21,7 +21,8 @@ utilization), :mod:`.hls4ml_config` (``hls4ml_config.yml``), :mod:`.parameters_h
 (``parameters.h``/``defines.h``), :mod:`.weights_txt` (weight files), :mod:`.hls_project`
 (``.app``/``.aps``/solution data), :mod:`.ntorc` (N-TORC tables), :mod:`.hls4ml_layers` (struct
 -> columns, LayerName pairing), :mod:`.configure` (layer configuration), :mod:`.scan`
-(discovery, grouping), :mod:`.project` (rows, read_reports), :mod:`.columns` (column meanings).
+(discovery, grouping), :mod:`.project` (one report folder's rows), :mod:`.unconfigured` (what is missing and why),
+:mod:`.read` (read_reports, read_project), :mod:`.columns` (column meanings).
 """
 
 # importing a format module registers its parser (the formats' matchers are disjoint)
@@ -60,7 +61,7 @@ from connas4ml_torch.hardware.reports.names import (
 )
 from connas4ml_torch.hardware.reports.ntorc import read_ntorc_tables
 from connas4ml_torch.hardware.reports.parameters_h import parse_defines_h, parse_parameters_h
-from connas4ml_torch.hardware.reports.project import read_project, read_reports
+from connas4ml_torch.hardware.reports.read import read_project, read_reports
 from connas4ml_torch.hardware.reports.scan import find_report_dirs
 from connas4ml_torch.hardware.reports.vivado_synth import parse_vivado_synth_rpt
 from connas4ml_torch.hardware.reports.weights_txt import parse_weights_txt

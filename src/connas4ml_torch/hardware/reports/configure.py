@@ -141,6 +141,12 @@ def configure_layers(rows: list[dict[str, Any]], cfg: dict[str, Any],
         groups[(k, r["layer_type"]) if k is not None else (None, str(i))].append(r)
     yml, fallback = pair_yml_layers(cfg, params, {k: t for k, t in owners.items()
                                                   if any(g[0] == k for g in groups)})
+    # io_stream functions take arrays (nnet::array<T, N>): in a project whose typed function
+    # names show none, the layers are io_parallel
+    typed = [r for r in rows if r.get("input_type") or r.get("result_type")]
+    project_io = "io_stream" if any(r.get("io_type") == "io_stream" for r in rows) else \
+        "io_parallel" if len(typed) >= 2 else None
+    cfg = {**(cfg or {}), "_project_io": project_io}
     for (k, _), grp in groups.items():
         ltype = grp[0]["layer_type"]
         p = params.get(k) if k is not None else None
@@ -195,7 +201,7 @@ def _configure_group(k: int | None, grp: list[dict[str, Any]], ltype: str,
                 _set(shared, src, "weight_bits", wt.width, tag)
         if name:
             _set(shared, src, "layer_name", name, tag)
-    if cfg and ltype in WEIGHTED:
+    if cfg.get("layers") is not None and ltype in WEIGHTED:
         model = "hls4ml_config.yml:Model"
         if "reuse_factor" not in blocked:
             _set(shared, src, "reuse_factor", cfg.get("cfg_reuse"), model)
@@ -205,8 +211,10 @@ def _configure_group(k: int | None, grp: list[dict[str, Any]], ltype: str,
         if wt:
             _set(shared, src, "weight_type", wt.spelling(), model)
             _set(shared, src, "weight_bits", wt.width, model)
-    if cfg and ltype != "other":
+    if ltype != "other":
         _set(shared, src, "io_type", cfg.get("cfg_io_type"), "hls4ml_config.yml")
+        _set(shared, src, "io_type", cfg.get("_project_io"), "name (the project's other "
+                                                               "functions' types)")
     # last resort: RTL ports (undercount where pruning removed inputs or outputs; in io_stream
     # they count one stream word, so only functions with scalar data ports are used)
     if ltype == "Dense" or (ltype != "other" and ltype not in WEIGHTED and

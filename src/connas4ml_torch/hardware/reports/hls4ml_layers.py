@@ -1,5 +1,6 @@
-"""hls4ml's layer vocabulary: config structs -> layer classes and fields, and pairing the
-``LayerName`` entries of ``hls4ml_config.yml`` with the layers found in the reports.
+"""hls4ml's layer vocabulary: function names and config structs -> layer classes and fields, the
+reuse factor hls4ml settles on, and pairing the ``LayerName`` entries of ``hls4ml_config.yml``
+with the layers found in the reports.
 
 A ``parameters.h`` struct states a layer's sizes in the struct's own terms (``n_chan``/``n_filt``
 for convolutions, ``in_height``/``pool_height`` for poolings...); :func:`struct_fields` maps them
@@ -20,7 +21,63 @@ import bisect
 import re
 from typing import Any
 
-__all__ = ["STRUCT_TYPES", "struct_fields", "pair_yml_layers", "closest_reuse_factor"]
+__all__ = ["STRUCT_TYPES", "layer_kind", "ACTIVATIONS", "SOFTMAX_IMPL", "struct_fields",
+           "pair_yml_layers", "closest_reuse_factor"]
+
+# ---- function base names -> hls4ml layer classes ------------------------------------------
+# (regex on the function's base name, layer_type, strategy, io_type hint); first match wins.
+# layer_type None: a helper whose layer is the one that owns its config (shift_line_buffer
+# serves convolutions and poolings alike).
+_OPS: list[tuple[str, str | None, str | None, str | None]] = [
+    (r"pointwise_conv_1d\w*", "Conv1D", None, None),
+    (r"pointwise_conv_2d\w*", "Conv2D", None, None),
+    (r"(?:depthwise_|separable_)?conv_?1d\w*", "Conv1D", None, None),
+    (r"(?:depthwise_|separable_)?conv_?2d\w*", "Conv2D", None, None),
+    (r"compute_output_buffer_1d\w*", "Conv1D", None, "io_stream"),
+    (r"compute_output_buffer_2d\w*", "Conv2D", None, "io_stream"),
+    (r"shift_line_buffer\w*|cnnshift\w*|im2col\w*|fill_buffer\w*", None, None, None),
+    (r"dense_latency\w*", "Dense", "Latency", None),
+    (r"dense_resource\w*|dense_large\w*", "Dense", "Resource", None),
+    (r"dense(?:_wrapper|_array)?", "Dense", None, None),
+    (r"compute_layer", "Dense", "Latency", None),  # hls4ml <= 2018 name of the dense layer
+    (r"softmax\w*", "Softmax", None, None),
+    (r"global_pooling1d\w*", "GlobalPooling1D", None, None),
+    (r"global_pooling2d\w*", "GlobalPooling2D", None, None),
+    (r"pooling1d\w*", "Pooling1D", None, None),
+    (r"pooling2d\w*", "Pooling2D", None, None),
+    (r"normalize\w*", "BatchNormalization", None, None),
+    (r"zeropad1d\w*", "ZeroPadding1D", None, None),
+    (r"zeropad2d\w*", "ZeroPadding2D", None, None),
+    (r"cropping1d\w*", "Cropping1D", None, None),
+    (r"cropping2d\w*", "Cropping2D", None, None),
+    (r"resize\w*", "Resize", None, None),
+    (r"(?:add|subtract|multiply|average|maximum|minimum|dot1d|concatenate[123]d)\w*", "Merge",
+     None, None),
+    (r"gru\w*", "GRU", None, None),
+    (r"lstm\w*", "LSTM", None, None),
+    (r"simple_rnn\w*", "SimpleRNN", None, None),
+    (r"clone_stream\w*", "Clone", None, "io_stream"),
+    (r"repack_stream\w*", "Reshape", None, "io_stream"),
+    (r"transpose\w*", "Transpose", None, None),
+    (r"embedding\w*", "Embedding", None, None),
+]
+ACTIVATIONS = ("relu", "linear", "sigmoid", "tanh", "hard_sigmoid", "hard_tanh", "leaky_relu",
+                "thresholded_relu", "elu", "selu", "prelu", "softplus", "softsign", "binary_tanh",
+                "ternary_tanh", "relu6", "relu_max")
+SOFTMAX_IMPL = ("latency", "stable", "legacy", "argmax")
+
+
+def layer_kind(op: str) -> tuple[str | None, str | None, str | None, str | None]:
+    """``(layer_type, activation, strategy, io hint)`` of a base function name."""
+    low = op.lower().removesuffix("_array")
+    if low in ACTIVATIONS:
+        return "Activation", low, None, None
+    for pat, ltype, strat, io in _OPS:
+        if re.fullmatch(pat, low):
+            act = "softmax" if ltype == "Softmax" else None
+            return ltype, act, strat, io
+    return "other", None, None, None
+
 
 STRUCT_TYPES = {
     "dense_config": "Dense", "conv1d_config": "Conv1D", "conv2d_config": "Conv2D",

@@ -20,7 +20,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FixedType", "fixed_type", "parse_fixed_type", "parse_function_name", "layer_kind"]
+from connas4ml_torch.hardware.reports.hls4ml_layers import (
+    ACTIVATIONS,
+    SOFTMAX_IMPL,
+    layer_kind,
+)
+
+__all__ = ["FixedType", "fixed_type", "parse_fixed_type", "parse_function_name"]
 
 _Q_MODES = ["RND", "RND_ZERO", "RND_MIN_INF", "RND_INF", "RND_CONV", "TRN", "TRN_ZERO"]
 _O_MODES = ["SAT", "SAT_ZERO", "SAT_SYM", "WRAP", "WRAP_SM"]
@@ -106,60 +112,6 @@ def parse_fixed_type(text: Any) -> int | None:
 
 
 # ---- function names -----------------------------------------------------------------------
-# (regex on the function's base name, layer_type, strategy, io_type hint); first match wins.
-# layer_type None: a helper whose layer is the one that owns its config (shift_line_buffer
-# serves convolutions and poolings alike).
-_OPS: list[tuple[str, str | None, str | None, str | None]] = [
-    (r"pointwise_conv_1d\w*", "Conv1D", None, None),
-    (r"pointwise_conv_2d\w*", "Conv2D", None, None),
-    (r"(?:depthwise_|separable_)?conv_?1d\w*", "Conv1D", None, None),
-    (r"(?:depthwise_|separable_)?conv_?2d\w*", "Conv2D", None, None),
-    (r"compute_output_buffer_1d\w*", "Conv1D", None, "io_stream"),
-    (r"compute_output_buffer_2d\w*", "Conv2D", None, "io_stream"),
-    (r"shift_line_buffer\w*|cnnshift\w*|im2col\w*|fill_buffer\w*", None, None, None),
-    (r"dense_latency\w*", "Dense", "Latency", None),
-    (r"dense_resource\w*|dense_large\w*", "Dense", "Resource", None),
-    (r"dense(?:_wrapper|_array)?", "Dense", None, None),
-    (r"compute_layer", "Dense", "Latency", None),  # hls4ml <= 2018 name of the dense layer
-    (r"softmax\w*", "Softmax", None, None),
-    (r"global_pooling1d\w*", "GlobalPooling1D", None, None),
-    (r"global_pooling2d\w*", "GlobalPooling2D", None, None),
-    (r"pooling1d\w*", "Pooling1D", None, None),
-    (r"pooling2d\w*", "Pooling2D", None, None),
-    (r"normalize\w*", "BatchNormalization", None, None),
-    (r"zeropad1d\w*", "ZeroPadding1D", None, None),
-    (r"zeropad2d\w*", "ZeroPadding2D", None, None),
-    (r"cropping1d\w*", "Cropping1D", None, None),
-    (r"cropping2d\w*", "Cropping2D", None, None),
-    (r"resize\w*", "Resize", None, None),
-    (r"(?:add|subtract|multiply|average|maximum|minimum|dot1d|concatenate[123]d)\w*", "Merge",
-     None, None),
-    (r"gru\w*", "GRU", None, None),
-    (r"lstm\w*", "LSTM", None, None),
-    (r"simple_rnn\w*", "SimpleRNN", None, None),
-    (r"clone_stream\w*", "Clone", None, "io_stream"),
-    (r"repack_stream\w*", "Reshape", None, "io_stream"),
-    (r"transpose\w*", "Transpose", None, None),
-    (r"embedding\w*", "Embedding", None, None),
-]
-_ACTIVATIONS = ("relu", "linear", "sigmoid", "tanh", "hard_sigmoid", "hard_tanh", "leaky_relu",
-                "thresholded_relu", "elu", "selu", "prelu", "softplus", "softsign", "binary_tanh",
-                "ternary_tanh", "relu6", "relu_max")
-_SOFTMAX_IMPL = ("latency", "stable", "legacy", "argmax")
-
-
-def layer_kind(op: str) -> tuple[str | None, str | None, str | None, str | None]:
-    """``(layer_type, activation, strategy, io hint)`` of a base function name."""
-    low = op.lower().removesuffix("_array")
-    if low in _ACTIVATIONS:
-        return "Activation", low, None, None
-    for pat, ltype, strat, io in _OPS:
-        if re.fullmatch(pat, low):
-            act = "softmax" if ltype == "Softmax" else None
-            return ltype, act, strat, io
-    return "other", None, None, None
-
-
 _CONFIG = re.compile(r"(?:^|[_<,\s])(?:(?!(?:u?fixed|u?int|array)_)([A-Za-z][A-Za-z0-9]*)_)?"
                      r"config(\d+)((?:_(?:mult|recr|\d+|[a-z]+))*)")
 
@@ -268,7 +220,7 @@ def parse_function_name(name: str, obj: str | None = None) -> dict[str, Any]:
         out["activation"] = act
     if ltype == "Softmax":
         impl = op.lower().removeprefix("softmax").strip("_")
-        out["implementation"] = impl if impl in _SOFTMAX_IMPL else None
+        out["implementation"] = impl if impl in SOFTMAX_IMPL else None
     if strat:
         out["strategy"] = strat
     if io:
@@ -300,7 +252,7 @@ def parse_function_name(name: str, obj: str | None = None) -> dict[str, Any]:
         pre = cm.group(1)
         out["config_name"] = (f"{pre}_" if pre else "") + f"config{cm.group(2)}" + suffix
         out["sub_config"] = bool(re.match(r"_(?:mult|\d+|recr)", suffix))
-        if pre and out.get("activation") is None and pre.lower() in _ACTIVATIONS:
+        if pre and out.get("activation") is None and pre.lower() in ACTIVATIONS:
             out["activation"] = pre.lower()
     # template arguments: input and result types, stream array sizes
     args = obj_parsed[1] if obj_parsed else _mangled_args(name[len(op):])

@@ -1,4 +1,4 @@
-"""Read one project's report folder into rows, and whole trees into one table.
+"""Read one report folder (one HLS solution of one project) into model and layer rows.
 
 Per report folder: parse each report (the XML where a function has both XML and text report),
 find the network's top function (the model-level row), read the project's configuration files
@@ -9,9 +9,6 @@ could not be configured is listed with the reason in ``df.attrs["scan"]["unconfi
 
 from __future__ import annotations
 
-import logging
-import math
-import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,23 +16,23 @@ from typing import Any
 import pandas as pd
 
 from connas4ml_torch.errors import ReportError, ReportWarning
-from connas4ml_torch.hardware.reports.base import RESOURCE_KEYS, show
-from connas4ml_torch.hardware.reports.columns import COLUMNS, FULL_CONFIG
-from connas4ml_torch.hardware.reports.configure import WEIGHTED, configure_layers
+from connas4ml_torch.hardware.reports.base import show
+from connas4ml_torch.hardware.reports.columns import COLUMNS
+from connas4ml_torch.hardware.reports.configure import configure_layers
 from connas4ml_torch.hardware.reports.csynth_xml import version_key
-from connas4ml_torch.hardware.reports.names import fixed_type, layer_kind
+from connas4ml_torch.hardware.reports.hls4ml_layers import layer_kind
+from connas4ml_torch.hardware.reports.names import fixed_type
 from connas4ml_torch.hardware.reports.scan import (
     Tree,
-    discover,
     find_upwards,
     parse_cached,
     project_root,
 )
+from connas4ml_torch.hardware.reports.unconfigured import unconfigured_entry
 from connas4ml_torch.hardware.resources import part_dsp, part_family, part_resources
 
-__all__ = ["read_group", "read_project", "read_reports", "skip"]
+__all__ = ["read_group", "skip"]
 
-log = logging.getLogger(__name__)
 _ORDER = {"vivado_csynth_xml": 0, "vitis_csynth_xml": 0, "csynth_json": 1, "csynth_rpt": 2,
           "vitis_summary_rpt": 2}
 
@@ -220,7 +217,7 @@ def read_group(report_dir: Path, files: list[tuple[Path, str]], tree: Tree,
         src = r.pop("_src", {})
         r["field_sources"] = ";".join(f"{k}={v}" for k, v in sorted(src.items()))
         if unconfigured is not None:
-            entry = _unconfigured(r, src, cfg, params)
+            entry = unconfigured_entry(r, src, cfg, params)
             if entry:
                 unconfigured.append(entry)
         for k in [k for k in r if k.startswith("_")]:
@@ -246,135 +243,3 @@ def _mark_primary(rows: list[dict[str, Any]]) -> None:
             best[idx] = r
         else:
             r["primary"] = False
-
-
-def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, tuple)
-                                                                     and not v)
-
-
-def _unconfigured(r: dict[str, Any], src: dict[str, str], cfg: dict[str, Any],
-                  params: dict[int, Any]) -> tuple[str, list[str], str] | None:
-    ltype = r.get("layer_type")
-    if ltype in (None, "other"):
-        return None
-    need = list(FULL_CONFIG) + (["kernel", "out_size"] if ltype in ("Conv1D", "Conv2D") else [])
-    if ltype not in WEIGHTED:
-        need = ["layer_type", "n_in", "input_bits", "io_type", "part", "tool"]
-    missing = [k for k in need if _missing(r.get(k))]
-    if not missing:
-        return None
-    why = []
-    if r.get("config_index") is None:
-        cut = "name cut by Vivado before its config index" if re.search(
-            r"(?:_0){3,}|_\d+$", r["top"]) else "the function name has no config index"
-        why.append(r.get("_unmatched") or cut + ("" if params else
-                                                 " and no parameters.h to match it"))
-    elif not params and set(missing) & {"n_in", "n_out", "kernel", "out_size"}:
-        why.append("no firmware/parameters.h: " + ("kernel and output size are stated nowhere "
-                                                   "else" if {"kernel", "out_size"} & set(missing)
-                                                   else "sizes not in the name nor the ports"))
-    elif params and r.get("config_index") not in params:
-        why.append(f"parameters.h has no struct for config {r.get('config_index')}")
-    if "reuse_factor" in missing and r.get("_rf_requested") is not None:
-        why.append("the requested reuse factor may be replaced by hls4ml (Resource strategy) "
-                   "and the sizes that decide it are not all known")
-        missing_cfg = {"weight_bits", "strategy"} & set(missing)
-    else:
-        missing_cfg = {"weight_bits", "reuse_factor", "strategy"} & set(missing)
-    if missing_cfg:
-        if not cfg:
-            why.append("no hls4ml_config.yml")
-        elif cfg.get("layers") and not params:
-            why.append("hls4ml_config.yml sets per-layer values that cannot be paired with this "
-                       "layer without parameters.h")
-        else:
-            why.append("hls4ml_config.yml leaves it to hls4ml ('auto' or unset)")
-    if "input_bits" in missing:
-        why.append("Vivado elided the input type in the name and no data port states its width")
-    if "io_type" in missing:
-        why.append("no io_type in the name, parameters.h or hls4ml_config.yml")
-    return (r["report"], missing, "; ".join(why) or "not stated in the tree")
-
-
-def _scan_summary(df: pd.DataFrame, n_groups: int, skipped: list, unconfigured: list,
-                  tree: Tree) -> dict[str, Any]:
-    lay = df[df["level"] == "layer"] if len(df) else df
-    return {
-        "projects": int(df.loc[df["level"] == "model", "source"].nunique()) if len(df) else 0,
-        "report_folders": n_groups,
-        "model_reports": int((df["level"] == "model").sum()) if len(df) else 0,
-        "layer_reports": int(len(lay)),
-        "skipped": len(skipped),
-        "skipped_files": skipped,
-        "unconfigured": unconfigured,
-        "sizes_from_ports": int(lay["field_sources"].fillna("").str.contains(
-            r"n_(?:in|out)=ports").sum()) if len(lay) and "field_sources" in lay else 0,
-        "tables": tree.tables,
-        "files_seen": tree.files_seen,
-    }
-
-
-def read_reports(path: str | Path, progress: bool = True) -> pd.DataFrame:
-    """Scan a directory tree for hls4ml projects and return one row per model/layer report.
-
-    Bad files are skipped with a :class:`ReportWarning`; counts, the skipped files and the layers
-    that could not be configured (``unconfigured``: ``(report, missing fields, reason)``) are in
-    ``df.attrs["scan"]``. A folder with no report at all gives an empty table and a warning.
-    """
-    from tqdm.auto import tqdm
-
-    root = Path(path)
-    tree = discover(root)
-    skipped: list[tuple[str, str]] = []
-    for p, reason in tree.problems:
-        skip(skipped, p, reason)
-    unconfigured: list[tuple[str, list[str], str]] = []
-    frames = []
-    for d, files in tqdm(tree.reports.items(), desc="report folders", disable=not progress,
-                         unit="dir"):
-        try:
-            frames.append(read_group(d, files, tree, skipped, unconfigured))
-        except (ReportError, OSError) as exc:  # a folder-level failure never stops the scan
-            skip(skipped, d, str(exc))
-    frames = [f for f in frames if not f.empty]
-    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
-    scan = _scan_summary(df, len(tree.reports), skipped, unconfigured, tree)
-    df.attrs["scan"] = scan
-    if not tree.reports:
-        warnings.warn(f"read_reports({show(root)}): no synthesis report found in {tree.files_seen}"
-                      f" files{' (some folders could not be read)' if tree.problems else ''}",
-                      ReportWarning, stacklevel=2)
-    msg = (f"read_reports({show(root)}): {scan['projects']} projects, {scan['model_reports']} "
-           f"model reports, {scan['layer_reports']} layer reports, {scan['skipped']} files "
-           f"skipped, {len(unconfigured)} layers not fully configured")
-    log.info(msg)
-    if progress:
-        print(msg)
-    return df
-
-
-def read_project(path: str | Path, *, _skipped: list[tuple[str, str]] | None = None) -> \
-        pd.DataFrame:
-    """Read one hls4ml project (or one report folder): model row(s) and layer rows.
-
-    ``path`` may be the hls4ml output folder, the ``<name>_prj`` folder, or a ``syn/report``
-    folder. Unparsable files are skipped with a :class:`ReportWarning`.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"hls4ml project {show(path)} does not exist")
-    tree = discover(path)
-    skipped = _skipped if _skipped is not None else []
-    for p, reason in tree.problems:
-        skip(skipped, p, reason)
-    unconfigured: list = []
-    frames = [read_group(d, files, tree, skipped, unconfigured)
-              for d, files in tree.reports.items()]
-    frames = [f for f in frames if not f.empty]
-    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
-    df.attrs["scan"] = _scan_summary(df, len(tree.reports), skipped, unconfigured, tree)
-    return df
-
-
-assert set(RESOURCE_KEYS) <= set(COLUMNS)
