@@ -421,3 +421,28 @@ def test_parser_choice_by_name_and_sniff(reports_dir, tmp_path) -> None:
     assert x["tool_hint"] == "vitis_hls"
     with pytest.raises(ReportError):
         parser_for(rep / "csynth.rpt").parse(rep / "myproject_csynth.xml")
+
+
+def test_io_type_deduced_from_the_projects_function_types(reports_dir) -> None:
+    """mgrailoo's SVHN model: no hls4ml_config.yml; its typed functions show no stream arrays."""
+    df = _read(reports_dir / "mgrailoo+HLS4ML_Poisioned_CPP_HDL_8b_SVHN")
+    typed = df[(df["level"] == "layer") & df["layer_type"].isin(["Dense", "Conv2D"]) &
+               df["config_index"].notna()]
+    assert len(typed) and set(typed["io_type"]) == {"io_parallel"}
+    assert all("io_type=name (the project's other functions' types)" in s
+               for s in typed["field_sources"])
+    stream = _read(reports_dir / GAUSS)
+    assert set(stream.loc[stream["level"] == "layer", "io_type"].dropna()) == {"io_stream"}
+
+
+def test_find_report_dirs_names_the_parsers(reports_dir, tmp_path) -> None:
+    from connas4ml_torch.hardware.reports import find_report_dirs
+
+    groups = find_report_dirs(reports_dir / NRP)
+    (files,) = groups.values()
+    kinds = {f.name: k for f, k in files}
+    assert kinds["myproject_csynth.xml"] == "vitis_csynth_xml"
+    assert kinds["csynth.rpt"] == "vitis_summary_rpt" and len(kinds) == 18  # 9 xml, 9 rpt
+    shutil.copy(reports_dir / NRP / "hls4ml_config.yml", tmp_path / "hls4ml_config.yml")
+    with pytest.warns(ReportWarning, match="no synthesis report found"):
+        assert len(read_project(tmp_path)) == 0

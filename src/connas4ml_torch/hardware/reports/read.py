@@ -101,5 +101,8 @@ def read_project(path: str | Path, *, _skipped: list[tuple[str, str]] | None = N
     frames = [f for f in frames if not f.empty]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     df.attrs["scan"] = _scan_summary(df, len(tree.reports), skipped, unconfigured, tree)
+    if not tree.reports:
+        warnings.warn(f"read_project({show(path)}): no synthesis report found", ReportWarning,
+                      stacklevel=2)
     return df
 
