@@ -63,6 +63,7 @@ DESCRIPTIONS: dict[str, str] = {
     "csd_digits": "non-zero canonical-signed-digit terms of all weights on the weight type's "
                   "grid (NaN: no weights file or unknown weight type)",
     "weights_max_abs": "largest |weight|",
+    "n_nonzero_quantized": "weights != 0 on the weight type's grid",
     "config_index": "N of the layer's configN struct (its hls4ml layer index)",
     "config_name": "the config struct's name (config2, relu_config4, config2_mult)",
     "layer_name": "the layer's name in the model (parameters.h comment / hls4ml_config.yml)",
@@ -85,4 +86,8 @@ COLUMNS = [
     "layer_type", "activation", "n_in", "n_out", "kernel", "out_size", "reuse_factor",
     "strategy", "io_type", "weight_bits", "input_bits", "result_bits", "config_index",
     "config_source", "primary",
+    # added with the reports package: always present, NaN where the tree does not state them
+    "op", "config_name", "layer_name", "implementation", "in_array", "out_array",
+    "reuse_factor_requested", "weight_type", "table_size", "table_bits",
+    "n_weights", "n_nonzero_weights", "csd_digits", "weights_max_abs", "field_sources",
 ]

@@ -136,7 +136,7 @@ def read_group(report_dir: Path, files: list[tuple[Path, str]], tree: Tree,
     cfg_path = find_upwards(root, stop, ["hls4ml_config.yml", "hls4ml_config.yaml"], real)
     cfg = (parse_cached(tree, cfg_path, "hls4ml_config", skipped, skip) if cfg_path else None) \
         or {}
-    ph = find_upwards(root, stop, ["firmware/parameters.h"], real)
+    ph = find_upwards(root, root, ["firmware/parameters.h"], real)  # this project's own only
     params: dict[int, dict[str, Any]] = {}
     if ph is not None:
         dh = ph.parent / "defines.h"
@@ -187,7 +187,8 @@ def read_group(report_dir: Path, files: list[tuple[Path, str]], tree: Tree,
     # <top>_csynth.xml first, then Vitis' csynth.xml copy of it (kept only if the first is absent)
     recs.sort(key=lambda r: (Path(r["report"]).name.startswith("csynth."), r["format"] != "xml"))
     for rec in recs:
-        rec.setdefault("part", part)
+        if not rec.get("part"):
+            rec["part"] = part
         rec = _finish(rec, hint)
         rec["source"] = rec["report"] if rec["format"] == "json" else str(root)
         rec["solution"] = report_dir.parent.parent.name if report_dir.name == "report" else ""
