@@ -53,7 +53,7 @@ def _scan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_unconfigured(entries: list, examples: int = 3) -> None:
+def _print_unconfigured(entries: list, examples: int = 1) -> None:
     """How many layers miss which fields, grouped by reason, with a few example reports."""
     if not entries:
         print("every layer report is fully configured")
