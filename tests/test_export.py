@@ -295,9 +295,9 @@ def test_compare_predicted_with_synthesized():
     from connas4ml_torch.export.synthesis import compare
 
     pred = pd.DataFrame({"LUT": [100.0, 50.0], "FF": [10.0, 10.0], "BRAM_18K": [0.0, 0.0],
-                         "DSP": [1.0, 0.0], "latency_cycles": [2.0, 3.0], "II": [1.0, 1.0]})
+                         "DSP": [1.0, 0.0], "latency": [2.0, 3.0], "II": [1.0, 1.0]})
     synth = pd.DataFrame({"level": ["layer", "model"], "LUT": [1.0, 300.0], "FF": [1.0, 40.0],
-                          "BRAM_18K": [0.0, 0.0], "DSP": [0.0, 2.0], "latency_cycles": [1.0, 5.0],
+                          "BRAM_18K": [0.0, 0.0], "DSP": [0.0, 2.0], "latency": [1.0, 5.0],
                           "II": [1.0, 1.0]})
     t = compare(pred, synth)
     assert t.loc["LUT", "predicted"] == 150.0 and t.loc["LUT", "synthesized"] == 300.0

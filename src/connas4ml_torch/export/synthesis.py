@@ -15,11 +15,13 @@ from typing import Any
 
 import pandas as pd
 
+from connas4ml_torch.hardware.resources import TARGETS
+
 __all__ = ["VENDOR_TOOLS", "find_vendor_tool", "synthesize", "compare"]
 
 # backend -> executables hls4ml's build() runs (first) or that indicate the install (rest)
 VENDOR_TOOLS = {"Vitis": ("vitis-run", "vitis_hls"), "Vivado": ("vivado_hls",)}
-_COMPARE = ("LUT", "FF", "BRAM_18K", "DSP", "latency_cycles", "II")
+_COMPARE = TARGETS
 
 
 def find_vendor_tool(backend: str) -> str | None:
@@ -67,6 +69,7 @@ def compare(predicted: pd.DataFrame, synthesized: pd.DataFrame) -> pd.DataFrame:
     rough for io_stream dataflow designs.
     """
     model_rows = synthesized[synthesized["level"] == "model"] if "level" in synthesized else synthesized
+    predicted = predicted.rename(columns={"latency_cycles": "latency"})  # models saved before 0.2
     rows = []
     for key in _COMPARE:
         pred = float(predicted[key].sum()) if key in predicted else float("nan")
