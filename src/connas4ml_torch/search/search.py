@@ -8,7 +8,7 @@ training the cheapest network of the space is checked against the budgets; ``der
 the argmax and repairs it until it fits (HardCoRe-NAS: the argmax of a relaxation can break it).
 The task loss reaches the architecture through the supernet's relaxation (first-order DARTS) or,
 with ``supernet.set_sampling("reinforce")``, through a score-function estimate that compares two
-sampled networks (see ``Search._reinforce``); ``"auto"`` samples the widths that way and keeps
+sampled networks (see ``search.estimators.reinforce_pair``); ``"auto"`` samples the widths that way and keeps
 the bit widths and kernel sizes relaxed.
 """
 
@@ -25,6 +25,7 @@ from connas4ml_torch.errors import ConfigError, InfeasibleBudgetError
 from connas4ml_torch.hardware.config import HLSConfig
 from connas4ml_torch.hardware.resources import canonical_resource, parse_budgets
 from connas4ml_torch.search.cost import CostTables
+from connas4ml_torch.search.estimators import checked_loss, reinforce_pair
 from connas4ml_torch.search.select import Repair, Selection, select
 from connas4ml_torch.search.settings import SearchSettings
 
@@ -194,7 +195,7 @@ class Search:
         if mode == "reinforce" or (mode == "auto" and self._has_widths):
             # "auto" with nothing but widths to search is plain "reinforce": no backward pass
             relaxed = mode == "auto" and self._has_relaxed
-            task, objective, relaxed_grads = self._reinforce(closure, params, relaxed)
+            task, objective, relaxed_grads = reinforce_pair(self, closure, params, relaxed)
         else:
             task = objective = self._checked(closure())
         e = self.tables.expected(self.supernet.temperature)
@@ -240,53 +241,7 @@ class Search:
         return stats
 
     def _checked(self, task: Any) -> Tensor:
-        if not isinstance(task, Tensor) or task.dim() != 0:
-            raise TypeError("arch_step: the closure must return a scalar loss tensor")
-        if not torch.isfinite(task):
-            raise FloatingPointError(
-                f"arch_step: the validation loss is {float(task)} at step {self.step}; the "
-                "architecture was not updated. Lower the learning rates or check the data."
-            )
-        return task
-
-    def _reinforce(self, closure: Callable[[], Tensor], params: list[nn.Parameter],
-                   relaxed: bool = False) -> tuple[Tensor, Tensor, list[Tensor | None]]:
-        """Score-function gradient from two networks sampled on the same validation batch.
-
-        The relaxations (softmax, Gumbel) differentiate the loss through the channel masks, so
-        a mask acts as a gain: on small data the gradient then rewards shrinking any channel
-        (the validation loss likes smaller weights) and widths collapse whatever they are
-        worth. Here two whole networks ``a, b ~ p`` are compared by their losses (leave-one-out
-        REINFORCE, as TuNAS): ``(L_a - L_b) / 2 * grad(log p(a) - log p(b))``, unbiased for
-        ``grad E_p[L]``; the shared batch cancels most of its own noise. The difference is taken
-        relative to the pair's mean loss, so it weighs like the relative resource terms.
-        ``relaxed`` (sampling ``"auto"``): only the widths are sampled; the other choices stay
-        relaxed and get the gradient of the first network's loss (one backward pass; taken
-        before the second pass, which may move an activation range in place), returned apart.
-        """
-        ctl = self.supernet.control
-        drawn, losses = [], []
-        relaxed_grads: list[Tensor | None] = [None] * len(params)
-        for k in range(2):
-            ctl.samples.clear()
-            with torch.set_grad_enabled(relaxed and k == 0):
-                loss = self._checked(closure())
-            if relaxed and k == 0:
-                relaxed_grads = list(torch.autograd.grad(loss, params, allow_unused=True))
-            losses.append(loss.detach())
-            # one entry per logit vector: tied layers made one draw
-            drawn.append({id(a): (a, i) for a, i in ctl.samples.values()})
-        tau = self.supernet.temperature
-
-        def log_prob(sample: dict[int, tuple[Tensor, Tensor]]) -> Tensor:
-            return sum((torch.log_softmax(a / tau, dim=0)[i] for a, i in sample.values()),
-                       losses[0].new_zeros(()))
-
-        mean = 0.5 * (losses[0] + losses[1])
-        # relative difference: the loss shrinks by orders of magnitude during training, and the
-        # Adam state would otherwise keep the scale of the first steps for a thousand more
-        adv = (losses[0] - losses[1]) / mean.abs().clamp_min(1e-12)
-        return mean, 0.5 * adv * (log_prob(drawn[0]) - log_prob(drawn[1])), relaxed_grads
+        return checked_loss(task, self.step)
 
     def choice_values(self) -> dict[str, tuple[int, ...]]:
         """``{"layer.kind": candidate values}`` of every searched choice."""
