@@ -35,6 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from jet_precision_search import (  # noqa: E402
+    fixed_baselines,
     load_cost_model,
     pick_device,
     qat_baseline,
@@ -44,6 +45,7 @@ from jet_precision_search import (  # noqa: E402
     splits_to,
     sync,
     timed_train,
+    train_fixed,
 )
 
 # tiny: CI smoke (2 steps per epoch); small: what a 2-core CPU finishes in ~15 min; medium: ~25
@@ -107,6 +109,8 @@ def main() -> None:
     ap.add_argument("--no-scratch", action="store_true",
                     help="skip training each chosen architecture from scratch (the check that "
                          "weight sharing did not cost accuracy)")
+    ap.add_argument("--no-baselines", action="store_true",
+                    help="skip training the uniform and random widths that fit the budget")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     ood = quiet_domain_warnings()
@@ -189,6 +193,21 @@ def main() -> None:
             scratch = f"{mae_sc:.4f} ({pct(mae_sc, base_mae):+.1f}%)"
             del sm
         met = all(pred[r] <= b for r, b in search.budgets.items())
+        fixed = {}
+        if search.budgets and not args.no_baselines:
+            # the networks that matter: fixed widths that fit the same budget, trained as long
+            for fname, choices in fixed_baselines(search.tables, search.budgets, 2,
+                                                  args.seed).items():
+                net = train_fixed(calo_cnn, choices, splits, ep, ft, bs, args.seed, device,
+                                  LR, lim)
+                fixed[fname] = float(per_sample_scores(net, *splits.test, "regression", 512).mean())
+                fw = "/".join(str(choices[n]["width"]) for n in WIDTHS)
+                figures[f"{name}_{fname}_rel_mae_finetuned"] = fixed[fname]
+                figures[f"{name}_{fname}_widths"] = fw
+                print(f"  {fname} {fw}: rel. MAE {fixed[fname]:.4f}", flush=True)
+                del net
+            figures["budget_used_fraction"] = sel.budget_used
+            figures["beats_uniform_baselines"] = all(mae_ft < m for m in fixed.values())
         d = {r: pct(pred[r], base_res[r]) for r in RES}
         d_par, d_mae, d_mae_ft = pct(params, base_params), pct(mae, base_mae), pct(mae_ft, base_mae)
         figures.update({f"{name}_parameters": params, f"{name}_rel_mae": mae,
@@ -215,8 +234,9 @@ def main() -> None:
         rows.append(f"| {label} | {widths} | {params:,} ({d_par:+.1f}%) | "
                     + " | ".join(f"{pred[r]:,.0f} ({d[r]:+.1f}%)" for r in RES)
                     + f" | {mae:.4f} ({d_mae:+.1f}%) | {mae_ft:.4f} ({d_mae_ft:+.1f}% +- {se_ft:.1f}) "
-                    f"| {scratch} "
-                    f"| {res['search_s']:.0f} + {ft_s:.0f} | - |")
+                    f"| {scratch} | "
+                    + (" / ".join(f"{k} {v:.4f}" for k, v in fixed.items()) or "-")
+                    + f" | {res['search_s']:.0f} + {ft_s:.0f} | - |")
         print(rows[-1], flush=True)
         del model, search, res
     sync(device)
@@ -224,9 +244,10 @@ def main() -> None:
     figures["out_of_domain_warnings"] = len(ood)
     head = ("| network | widths conv1/conv2/conv3/fc1 | parameters | predicted LUT | predicted FF "
             "| predicted BRAM_18K | predicted DSP | predicted latency [cycles] | rel. MAE, no "
-            "fine-tune | rel. MAE, fine-tuned | rel. MAE, same widths from scratch | search + "
+            "fine-tune | rel. MAE, fine-tuned | rel. MAE, same widths from scratch | fixed "
+            "networks that fit the budget (uniform, random), fine-tuned alike | search + "
             "fine-tune [s] | training [s] |\n"
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|")
     note = (
         f"\nCalorimeter CNN (models.calo_cnn defaults, {base_params:,} weights), size "
         f"`{args.size}`: {len(splits.train[1])} train / {len(splits.test[1])} test showers, "

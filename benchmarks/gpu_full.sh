@@ -3,7 +3,7 @@
 #
 #   bash benchmarks/gpu_full.sh [--with-peer] [--no-write]
 #
-# 1. generates (on the CPU, all cores) and caches the full data sets: 20k jets per class
+# 1. generates (on the CPU, all cores) and caches the full data sets: 50k jets per class (50k test jets)
 #    (pythia8 + fastjet) and 50k calorimeter showers; this is not counted as GPU time;
 # 2. runs, one after another on the GPU:
 #      calo_filter_search.py --size full --device cuda
@@ -38,7 +38,7 @@ t0=$(date +%s.%N)
 import sys
 from connas4ml_torch.datasets.calo import load_calo
 from connas4ml_torch.datasets.jets import load_jets
-load_jets(n_per_class=20_000, seed=0, n_jobs=int(sys.argv[1]), progress=True)
+load_jets(n_per_class=50_000, seed=0, n_jobs=int(sys.argv[1]), progress=True)
 load_calo(50_000, seed=0, progress=True)
 PY
 data_s=$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { print a - b }')

@@ -40,7 +40,7 @@ SIZES: dict[str, dict[str, Any]] = {
              "batch_size": 64},
     "small": {"n_per_class": None, "epochs": 15, "warmup_epochs": 2, "finetune_epochs": 3,
               "batch_size": 256},
-    "full": {"n_per_class": 20_000, "epochs": 30, "warmup_epochs": 3, "finetune_epochs": 5,
+    "full": {"n_per_class": 50_000, "epochs": 30, "warmup_epochs": 3, "finetune_epochs": 5,
              "batch_size": 1024},
 }
 # as the jet demo config (src/connas4ml_torch/configs/jet_demo.yaml)
@@ -268,7 +268,7 @@ def fixed_space(choices: dict[str, dict[str, int]], bias_bits: int = 8):
 
 
 def train_fixed(factory, choices, splits, epochs: int, finetune: int, batch: int, seed: int,
-                device, lr: float = SCHEDULE["lr"]):
+                device, lr: float = SCHEDULE["lr"], limit: int | None = None):
     """A fixed network (one point of the space) trained like the searched one: quantization-
     aware training for the search's epochs, then the same short fine-tune. Returns the model."""
     import connas4ml_torch as cn
@@ -276,9 +276,9 @@ def train_fixed(factory, choices, splits, epochs: int, finetune: int, batch: int
     seed_all(seed)
     sn = cn.searchable(factory(), fixed_space(choices),
                        example_input=splits.train[0][:256].cpu()).to(device)
-    timed_train(sn, splits, epochs, lr, batch, seed, device, desc="fixed")
+    timed_train(sn, splits, epochs, lr, batch, seed, device, limit, desc="fixed")
     model = sn.derive().to(device)
-    timed_train(model, splits, finetune, lr / 3, batch, seed + 7, device, desc="fine-tune")
+    timed_train(model, splits, finetune, lr / 3, batch, seed + 7, device, limit, desc="fine-tune")
     return model
 
 
