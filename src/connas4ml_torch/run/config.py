@@ -122,6 +122,10 @@ class RunConfig:
     export: ExportSettings = field(default_factory=ExportSettings)
     output: str = "runs/search"
     progress: bool = True
+    # intra-op CPU threads; None: 1 for networks under a million weights (their ops are too
+    # small to split, and on a busy machine spinning threads made a search 9x slower), else
+    # torch's default
+    threads: int | None = schema.setting(None, ge=1)
     config_dir: str | None = None        # set by load_config: entry points may live beside it
     sweep_value: int | float | str | None = None  # set by sweep_configs: the swept value
 

@@ -56,19 +56,38 @@ def _baseline(cfg: RunConfig, splits: Splits, factory, cost, hls, qname: str) ->
             **cn.Search(sn, cost, hls).argmax_resources(), "wall_s": time.perf_counter() - t0}
 
 
+SMALL_NETWORK = 1_000_000  # weights: below this, one intra-op thread (RunConfig.threads)
+
+
 def run(cfg: RunConfig | dict[str, Any], splits: Splits | None = None, cost_model=None,
         resume: bool = False) -> RunResult:
     """Run the config; ``resume=True`` continues an interrupted run in the same output folder."""
+    if not isinstance(cfg, RunConfig):
+        cfg = RunConfig.from_dict(cfg)
+    before = torch.get_num_threads()
+    try:
+        return _run(cfg, splits, cost_model, resume)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _threads(cfg: RunConfig, model: torch.nn.Module) -> int:
+    if cfg.threads is not None:
+        return cfg.threads
+    small = sum(p.numel() for p in model.parameters()) < SMALL_NETWORK
+    return 1 if small else torch.get_num_threads()
+
+
+def _run(cfg: RunConfig, splits: Splits | None, cost_model, resume: bool) -> RunResult:
     import connas4ml_torch as cn
     from connas4ml_torch.plots import plot_breakdown, plot_probabilities
 
-    if not isinstance(cfg, RunConfig):
-        cfg = RunConfig.from_dict(cfg)
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     sch = cfg.schedule
     t_all = time.perf_counter()
     factory = entry_point(cfg.model, "model", cfg.config_dir)  # fail before loading data
+    torch.set_num_threads(_threads(cfg, factory(**cfg.model_args)))
     _seed_all(cfg.seed)
     splits = splits or load_data(cfg)
     hls = cfg.hls
