@@ -200,3 +200,33 @@ def test_non_power_of_two_activation_refused(tmp_path):
     _refused(model, torch.randn(8, 16), tmp_path, "'2'", "float scale")
     model = nn.Sequential(QuantIdentity(bit_width=8, return_quant_tensor=False), qlinear(16, 4, 4))
     _refused(model, torch.randn(8, 16), tmp_path, "'0'", "float scale", "FixedPointAct")
+
+
+@pytest.mark.parametrize("x, words", [
+    (torch.randn(16), ["shape (16,)", "batch dimension"]),
+    (torch.randn(0, 16), ["is empty"]),
+    (torch.randint(0, 5, (8, 16)), ["dtype torch.int64", "x.float()"]),
+    (torch.tensor([[float("nan")] * 16] * 4), ["64 NaN/inf values"]),
+    ([[0.0] * 16] * 4, ["must be a torch.Tensor"]),
+])
+def test_bad_example_inputs_say_what_is_wrong(tmp_path, x, words):
+    msg = _refused(calibrate(JetMLP(), torch.randn(64, 16)), x, tmp_path)
+    for w in words:
+        assert w in msg, (w, msg)
+
+
+def test_existing_project_is_not_overwritten_and_a_failed_export_leaves_nothing(tmp_path):
+    out = tmp_path / "prj"
+    (out / "firmware").mkdir(parents=True)
+    edited = out / "firmware" / "myproject.cpp"
+    edited.write_text("// the user's edits")
+    model = calibrate(JetMLP(), torch.randn(64, 16))
+    with pytest.raises(ExportError, match=r"exists and is not empty.*overwrite=True"):
+        export_to_hls(model, HLSConfig(), out, torch.randn(8, 16), progress=False)
+    assert edited.read_text() == "// the user's edits"
+    # a refused model with overwrite=True: the old project survives, no temporary folder is left
+    bad = nn.Sequential(qinput(8), qlinear(16, 8, 4), nn.BatchNorm1d(8), qrelu(4), qlinear(8, 3, 4))
+    with pytest.raises(ExportError, match="BatchNorm"):
+        export_to_hls(bad, HLSConfig(), out, torch.randn(8, 16), progress=False, overwrite=True)
+    assert edited.read_text() == "// the user's edits"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prj"]

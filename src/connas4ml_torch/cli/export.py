@@ -63,6 +63,8 @@ def register(subparsers: Any, name: str, help_text: str) -> argparse.ArgumentPar
     p.add_argument("--no-compile", action="store_true", help="write only (implies --no-verify)")
     p.add_argument("--build", action="store_true", help="run vendor C synthesis if on PATH")
     p.add_argument("--strict", action="store_true", help="fail (exit 1) unless bit-exact")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing, non-empty --out folder (refused otherwise)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
     return p
@@ -197,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
     compile_ = not args.no_compile
     prj = export_to_hls(model, cfg, args.out, x, verify=compile_ and not args.no_verify,
                         compile=compile_, build=args.build, progress=not args.quiet,
-                        strict=args.strict)
+                        strict=args.strict, overwrite=args.overwrite)
     print(prj.summary())
     if prj.verification is not None and not prj.verification.bit_exact:
         return 1

@@ -1,14 +1,12 @@
 """Export: Brevitas -> QONNX -> bit-exact hls4ml project, verification, optional vendor synthesis."""
 
+from connas4ml_torch.errors import BitExactnessError, BitExactnessWarning
 from connas4ml_torch.export.checks import ExportError, check_exportable
-from connas4ml_torch.export.hls import (
-    BitExactnessError,
-    BitExactnessWarning,
-    Conversion,
+from connas4ml_torch.export.hls import Conversion, conversion, convert
+from connas4ml_torch.export.project import (
     HLSProject,
     Verification,
-    conversion,
-    convert,
+    check_example,
     export_to_hls,
     verify_project,
 )
@@ -22,6 +20,7 @@ __all__ = [
     "Conversion",
     "HLSProject",
     "Verification",
+    "check_example",
     "check_exportable",
     "conversion",
     "convert",

@@ -157,7 +157,7 @@ def _run(cfg: RunConfig, splits: Splits | None, cost_model, resume: bool) -> Run
         t1 = time.perf_counter()
         prj = cn.export_to_hls(model.eval(), hls, out / "hls4ml_prj",
                                example_input=splits.test[0][:cfg.export.n_verify],
-                               resource_model=cost, progress=cfg.progress)
+                               resource_model=cost, progress=cfg.progress, overwrite=True)
         wall["export_s"] = time.perf_counter() - t1
         bit_exact = bool(prj.verification.bit_exact)
         searched["bit_exact_fraction"] = prj.verification.bit_exact_fraction
