@@ -470,3 +470,18 @@ def test_cli_dry_run_writes_nothing(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "2 unique configurations, 0 already finished" in text and "custom:standin_synth.py" in text
     assert not out.exists()
+
+
+def test_rows_with_impossible_measurements_are_left_out_and_redone(tmp_path):
+    store = SweepStore(tmp_path / "s").create()
+    store.write_row({"hash": "good", "status": "ok", "LUT": 120, "FF": 80.0, "lat_worst": 3})
+    store.write_row({"hash": "forged", "status": "ok", "LUT": -99999, "FF": "garbage"})
+    store.write_row({"hash": "overflow", "status": "ok", "LUT": float("inf")})
+    with pytest.warns(UserWarning, match=r"forged\.json has impossible measurements "
+                                         r"\(LUT=-99999, FF='garbage'\)"):
+        rows = store.load_rows()
+    assert sorted(rows) == ["good"]
+    assert store.finished() == {"good"}  # the others are planned again
+    with pytest.warns(UserWarning):
+        df = store.to_frame()
+    assert list(df["hash"]) == ["good"]

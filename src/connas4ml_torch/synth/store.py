@@ -105,11 +105,16 @@ class SweepStore:
                 warnings.warn(f"sweep row {p} is unreadable ({exc}); it will be redone",
                               stacklevel=2)
                 continue
-            if isinstance(row, dict) and row.get("hash") == p.stem:
-                yield row
-            else:
+            if not isinstance(row, dict) or row.get("hash") != p.stem:
                 warnings.warn(f"sweep row {p} has no matching 'hash'; it will be redone",
                               stacklevel=2)
+                continue
+            bad = _bad_measurements(row)
+            if bad:
+                warnings.warn(f"sweep row {p} has impossible measurements ({bad}); it is left "
+                              "out of the dataset and will be redone", stacklevel=2)
+                continue
+            yield row
 
     def load_rows(self) -> dict[str, dict[str, Any]]:
         """``hash -> row`` of all finished jobs (ok and failed)."""
@@ -177,6 +182,25 @@ class SweepStore:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 self.lock_path.unlink()
+
+
+# measured columns of a row: numbers >= 0 (or null) - anything else is a corrupt or forged row
+_MEASURED = ("LUT", "FF", "BRAM_18K", "DSP", "URAM", "lat_best", "lat_worst", "ii_min", "ii_max",
+             "clk_est_ns", "vsynth_LUT", "vsynth_FF", "vsynth_DSP")
+
+
+def _bad_measurements(row: dict[str, Any]) -> str:
+    """``"LUT=-99999, FF='garbage'"`` for the measured fields that are not finite numbers >= 0."""
+    import math
+
+    bad = []
+    for k in _MEASURED:
+        v = row.get(k)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            bad.append(f"{k}={v!r}")
+    return ", ".join(bad)
 
 
 def _json_default(x: Any) -> Any:
