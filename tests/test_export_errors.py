@@ -39,13 +39,22 @@ def test_float_batchnorm_refused_and_fold_named(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "layer, name",
-    [(nn.Sigmoid(), "Sigmoid"), (nn.AvgPool1d(1), "AvgPool1d"), (nn.LSTM(8, 8), "LSTM")],
+    "layer, name, why",
+    [(nn.GELU(), "GELU", "no bit-exact hls4ml implementation"),
+     (nn.AvgPool1d(3), "AvgPool1d", "not a power of two"),
+     (nn.AdaptiveAvgPool1d(2), "AdaptiveAvgPool1d", "derive() writes"),
+     (nn.LSTM(8, 8), "LSTM", "not supported")],
 )
-def test_unsupported_layer_refused(tmp_path, layer, name):
+def test_unsupported_layer_refused(tmp_path, layer, name, why):
     model = nn.Sequential(qinput(8), qlinear(16, 8, 4), qrelu(4))
     model.add_module("odd", layer)
-    _refused(model, torch.randn(8, 16), tmp_path, "'odd'", name, "not supported", "Fix")
+    _refused(model, torch.randn(8, 16), tmp_path, "'odd'", name, why, "Fix")
+
+
+def test_float_sigmoid_is_refused_the_table_module_is_not(tmp_path):
+    # a float nn.Sigmoid is not hls4ml's lookup table; derive() writes the table module
+    model = nn.Sequential(qinput(8), qlinear(16, 8, 4), nn.Sigmoid())
+    _refused(model, torch.randn(8, 16), tmp_path, "'2'", "Sigmoid", "lookup table", "Fix")
 
 
 def test_unquantized_linear_and_relu_refused(tmp_path):
