@@ -45,11 +45,11 @@ def _labels(x: torch.Tensor, n_classes: int) -> torch.Tensor:
 
 
 def run(model: nn.Module, x: torch.Tensor, space: cn.SearchSpace, cost, tmp_path, *,
-        loss=None, n_classes: int = 3, hls: cn.HLSConfig = HLS):
+        loss=F.cross_entropy, target: torch.Tensor | None = None, n_classes: int = 3,
+        hls: cn.HLSConfig = HLS):
     """wrap -> Search (5 architecture + 5 weight steps) -> derive -> export; bit-exact."""
     torch.manual_seed(0)
-    y = _labels(x, n_classes) if loss is None else x
-    loss = loss or F.cross_entropy
+    y = _labels(x, n_classes) if target is None else target
     sn = cn.searchable(model, space, example_input=x[:64])
     search = cn.Search(sn, cost, hls, arch_lr=0.05)
     opt = torch.optim.Adam(sn.weight_parameters(), 1e-2)
@@ -96,7 +96,7 @@ def test_dense_autoencoder(cost, tmp_path):
     x = torch.randn(N_ROWS, 16)
     space = cn.SearchSpace(width={"0": [8, 12], "4": [8, 12]}, weight_bits=[4, 8],
                            act_bits=[6, 8])
-    run(model, x, space, cost, tmp_path, loss=F.mse_loss)
+    run(model, x, space, cost, tmp_path, loss=F.mse_loss, target=x)
 
 
 @pytest.mark.slow
@@ -265,6 +265,56 @@ def test_sigmoid_tanh_leakyrelu_mlp(cost, tmp_path):
     assert not sn.searchable_modules()["1"].signed and sn.searchable_modules()["3"].signed
 
 
+TABLES_CPP = r"""
+#include "ap_fixed.h"
+#include "nnet_utils/nnet_activation.h"
+#include <cstdio>
+struct act : nnet::activ_config { typedef ap_fixed<18,2> table_t; };
+struct smx : nnet::activ_config {
+    static const unsigned exp_table_size = 1024, inv_table_size = 1024;
+    static constexpr float exp_scale = 1.0;
+    typedef ap_ufixed<18,1> exp_table_t; typedef ap_ufixed<18,1,AP_TRN,AP_SAT> inv_table_t;
+    typedef ap_ufixed<21,4> inv_inp_t; typedef ap_ufixed<10,4,AP_TRN,AP_SAT> inp_norm_t; };
+int main() {
+    static act::table_t s[1024], t[1024]; static smx::exp_table_t e[1024];
+    static smx::inv_table_t v[1024];
+    nnet::init_sigmoid_table<act, 1024>(s); nnet::init_tanh_table<act, 1024>(t);
+    nnet::init_exp_table<smx::inp_norm_t, smx>(e, true);
+    nnet::init_invert_table<smx::inv_inp_t, smx>(v);
+    for (int i = 0; i < 1024; i++)
+        printf("%.17g %.17g %.17g %.17g\n", s[i].to_double(), t[i].to_double(), e[i].to_double(),
+               v[i].to_double());
+}
+"""
+
+
+@pytest.mark.hls
+def test_tables_equal_hls4ml_cpp_entry_by_entry(tmp_path):
+    """Every entry of the sigmoid, tanh and softmax (n=5) tables as hls4ml's C++ builds them."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    import hls4ml
+    import numpy as np
+
+    from connas4ml_torch.kinds.nonlinear import hls_table, softmax_tables
+
+    if shutil.which("g++") is None:
+        pytest.skip("no g++")
+    inc = Path(hls4ml.__file__).parent / "templates" / "vivado"
+    (tmp_path / "t.cpp").write_text(TABLES_CPP)
+    subprocess.run(["g++", "-O1", "-std=c++17", f"-I{inc}", f"-I{inc / 'ap_types'}", "t.cpp",
+                    "-o", "t"], cwd=tmp_path, check=True, capture_output=True)
+    out = subprocess.run([str(tmp_path / "t")], check=True, capture_output=True, text=True).stdout
+    c = np.array([[float(v) for v in line.split()] for line in out.splitlines()])
+    exp_table, inv_table = softmax_tables(5)
+    assert np.array_equal(hls_table("sigmoid"), c[:, 0])
+    assert np.array_equal(hls_table("tanh"), c[:, 1])
+    assert np.array_equal(exp_table, c[:, 2])
+    assert np.array_equal(inv_table[1:], c[1:, 3])  # entry 0 (1/0) is never read
+
+
 def test_table_activation_trains_through_the_smooth_derivative():
     t = SigmoidTable()
     x = torch.linspace(-3, 3, 7, requires_grad=True)
@@ -274,9 +324,27 @@ def test_table_activation_trains_through_the_smooth_derivative():
     assert torch.equal(t(torch.tensor([0.0])), torch.tensor([0.5]))
 
 
+@pytest.mark.slow
+@pytest.mark.hls
+def test_softmax_output(cost, tmp_path):
+    model = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 5), nn.Softmax(dim=-1))
+    x = torch.randn(N_ROWS, 10) * 2
+
+    def nll(p, y):
+        return F.nll_loss(torch.log(p.clamp_min(1e-4)), y)
+
+    space = cn.SearchSpace(width={"0": [8, 16]}, weight_bits=[4, 6],
+                           act_bits={"3": [8, 12], "*": [4, 8]})
+    sn, derived, prj = run(model, x, space, cost, tmp_path, loss=nll, n_classes=5)
+    assert [layer.class_name for layer in prj.hls_model.get_layers()][-1] == "Softmax"
+    with torch.no_grad():
+        p = derived(x)
+    assert torch.all(p >= 0) and float((p.sum(1) - 1).abs().max()) < 0.05  # a distribution
+
+
 def test_softmax_and_functions_hls4ml_lacks_are_refused_clearly():
-    with pytest.raises(UnsupportedLayerError, match=r"'3' \(Softmax\).*apply it in software"):
-        cn.searchable(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3), nn.Softmax(1)),
+    with pytest.raises(UnsupportedLayerError, match=r"'3' \(Softmax\) has dim=0"):
+        cn.searchable(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3), nn.Softmax(0)),
                       cn.SearchSpace())
     with pytest.raises(UnsupportedLayerError, match=r"^the op 'softmax' in forward\(\) \(feeding "
                                                     r"'the model output'\)"):
@@ -319,7 +387,7 @@ def test_brevitas_model_is_a_starting_point(cost, tmp_path):
     mine = brevitas_mlp()
     with torch.no_grad():
         mine[1].weight.copy_(w1)
-    t = float(mine[1].weight_quant.scale().log2()) + 4  # 5 bits, signed: scale * 2**4
+    t = float(mine[1].weight_quant.scale().detach().log2()) + 4  # 5 bits, signed: scale * 2**4
     sn2 = cn.searchable(mine, cn.SearchSpace(), example_input=x[:8])  # (converts it in place)
     assert torch.equal(sn2.net[1].weight, w1)
     assert float(sn2.net[1].weight_log2_threshold) == t

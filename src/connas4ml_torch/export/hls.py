@@ -406,7 +406,7 @@ def _convert_exact(hls4ml: Any, mw: Any, trace: ModelTrace, onnx_names: dict[str
             for k in kinds():
                 if node.op_type in k.onnx_ops:
                     _merge_config(cfg["LayerName"].setdefault(node.name, {}),
-                                  k.hls_node_config(node))
+                                  k.hls_node_config(node, mw))
         for name, prec in overrides.items():
             cfg["LayerName"].setdefault(name, {}).setdefault("Precision", {}).update(prec)
         with _quiet():

@@ -107,7 +107,7 @@ class SearchableWeight(Searchable):
         """Quantize the input first (a pre-hook: ``forward`` is unchanged); the derived Brevitas
         layer gets it as its ``input_quant``."""
         self.input_quant = quant
-        self.register_forward_pre_hook(_quantize_input)
+        self.register_forward_pre_hook(_quantize_input, prepend=True)  # before a BatchNorm fold
 
     # ---- a BatchNorm folded into it ---------------------------------------------------------
     def fold(self, bn: nn.Module) -> None:

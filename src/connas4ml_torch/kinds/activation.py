@@ -164,7 +164,12 @@ def brevitas_grid(where: str, proxy: nn.Module, fix: str) -> tuple[int, float, b
             "(nn.Linear/nn.Conv/nn.ReLU): searchable() quantizes it itself.")
     with torch.no_grad():
         bits = int(round(float(proxy.bit_width())))
-        scale = float(proxy.scale().reshape(-1)[0])
+        scales = proxy.scale().detach().reshape(-1)
+    if not bool(torch.all(scales == scales[0])):
+        raise UnsupportedLayerError(
+            f"searchable(): {where}: its quantizer has one scale per channel; the search and the "
+            f"export use one power-of-two scale per tensor. Fix: {fix}.")
+    scale = float(scales[0])
     signed = bool(proxy.is_signed)
     return bits, math.log2(scale) + (bits - 1 if signed else bits), signed
 
@@ -194,8 +199,6 @@ class _ActKind(LayerKind):
     relu = False
 
     def derive(self, mod: SearchableAct, choices: dict[str, dict[str, int]], ctx: Any = None):
-        if isinstance(mod, SearchableOpAct) or mod.kind != self.name:
-            return grid_quantizer(mod.log2_threshold, choices[mod.name]["bits"], mod.signed)
         return make_quantizer(mod.log2_threshold, choices[mod.name]["bits"], relu=mod.relu)
 
     def check_export(self, name: str, m: nn.Module) -> None:

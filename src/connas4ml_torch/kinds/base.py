@@ -270,9 +270,11 @@ class LayerKind:
         default."""
         return contextlib.nullcontext()
 
-    def hls_node_config(self, node: Any) -> dict[str, Any]:
+    def hls_node_config(self, node: Any, graph: Any) -> dict[str, Any]:
         """hls4ml ``LayerName`` entries for an ONNX node of one of this kind's ``onnx_ops``
-        (after qonnx cleanup), e.g. the table size and precision of a lookup-table activation."""
+        (after qonnx cleanup; ``graph`` is the qonnx ``ModelWrapper``, for shapes), e.g. the
+        table size and type of a lookup-table activation. hls4ml reads a type attribute from a
+        ``"<name>_t"`` key (``"table_t"``), the result and accumulator from ``"Precision"``."""
         return {}
 
     def exact_precision(self, layer: Any, inputs: list[Any]) -> dict[str, Any] | None:
@@ -280,8 +282,9 @@ class LayerKind:
         compute exactly what PyTorch computes, from its input precisions (hls4ml
         ``FixedPrecisionType``): ``{"result": (signed, int_bits, frac_bits), "accum": ...}``
         (``int_bits`` counts the sign bit); ``None``: not this kind's layer. Types a kind
-        chooses itself (a table's, a parameter's) go in ``hls_node_config``. Used by the export to set (and then check) every type between
-        two quantizers: sums, average pooling, lookup tables."""
+        chooses itself (a table's, a parameter's) go in ``hls_node_config``. Used by the export
+        to set (and then check) every type between two quantizers: sums, average pooling,
+        lookup tables."""
         return None
 
     # ---- synthesis sweeps -----------------------------------------------------------------------
