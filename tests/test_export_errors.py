@@ -53,8 +53,29 @@ def test_unsupported_layer_refused(tmp_path, layer, name, why):
 
 def test_float_sigmoid_is_refused_the_table_module_is_not(tmp_path):
     # a float nn.Sigmoid is not hls4ml's lookup table; derive() writes the table module
+    from connas4ml_torch.kinds.activation import grid_quantizer
+    from connas4ml_torch.kinds.nonlinear import SigmoidTable
+
     model = nn.Sequential(qinput(8), qlinear(16, 8, 4), nn.Sigmoid())
     _refused(model, torch.randn(8, 16), tmp_path, "'2'", "Sigmoid", "lookup table", "Fix")
+    model[2] = SigmoidTable()
+    model.add_module("3", grid_quantizer(0.0, 6, signed=False))
+    model.add_module("4", qlinear(8, 2, 4))
+    trace = check_exportable(model, torch.randn(8, 16))
+    assert [t.input.bits for t in trace.layers] == [8, 6]
+
+
+def test_functional_sigmoid_is_refused_at_export_naming_its_scope(tmp_path):
+    class Tail(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inp, self.fc = qinput(8), qlinear(16, 4, 4)
+
+        def forward(self, x):
+            return torch.sigmoid(self.fc(self.inp(x)))  # the float function, not the table
+
+    _refused(Tail(), torch.randn(16, 16), tmp_path, "Sigmoid", "model's own forward()",
+             "lookup-table")
 
 
 def test_unquantized_linear_and_relu_refused(tmp_path):

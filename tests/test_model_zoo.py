@@ -80,9 +80,10 @@ def run(model: nn.Module, x: torch.Tensor, space: cn.SearchSpace, cost, tmp_path
 @pytest.mark.slow
 @pytest.mark.hls
 def test_conv1d_classifier(cost, tmp_path):
+    # (with an AvgPool1d too: hls4ml's 1-D pooling parser needs the same fix as for MaxPool1d)
     model = nn.Sequential(nn.Conv1d(4, 16, 5), nn.ReLU(), nn.MaxPool1d(2),
-                          nn.Conv1d(16, 8, 3, stride=2), nn.ReLU(), nn.Flatten(),
-                          nn.Linear(8 * 6, 3))
+                          nn.Conv1d(16, 8, 3, stride=2), nn.ReLU(), nn.AvgPool1d(2),
+                          nn.Flatten(), nn.Linear(8 * 3, 3))
     x = torch.randn(N_ROWS, 4, 32)
     space = cn.SearchSpace(width={"0": [8, 16]}, weight_bits=[4, 6], act_bits=[4, 6, 8])
     run(model, x, space, cost, tmp_path)
@@ -352,9 +353,11 @@ def test_softmax_and_functions_hls4ml_lacks_are_refused_clearly():
                       example_input=torch.randn(4, 4))
     for act in (nn.GELU(), nn.SiLU(), nn.ELU()):
         name = type(act).__name__
-        with pytest.raises(UnsupportedLayerError, match=rf"'1' \({name}\): {name} has no bit-exact"):
+        with pytest.raises(UnsupportedLayerError,
+                           match=rf"'1' \({name}\): {name} has no bit-exact"):
             cn.searchable(nn.Sequential(nn.Linear(4, 8), act, nn.Linear(8, 2)), cn.SearchSpace())
-    with pytest.raises(UnsupportedLayerError, match=r"^the op 'gelu' in forward\(\) \(feeding 'b'\)"):
+    with pytest.raises(UnsupportedLayerError,
+                       match=r"^the op 'gelu' in forward\(\) \(feeding 'b'\)"):
         cn.searchable(Around(nn.Linear(4, 8), F.gelu, nn.Linear(8, 2)), cn.SearchSpace(),
                       example_input=torch.randn(4, 4))
 

@@ -249,7 +249,8 @@ class Functional(nn.Module):
 
 def test_functional_op_hls4ml_cannot_reproduce_is_refused_naming_the_op():
     # the error names the op first, then the layer it feeds, then the module form to use
-    with pytest.raises(ValueError, match=r"^the op 'tanh' in forward\(\) \(feeding 'b'\).*nn\.Tanh"):
+    with pytest.raises(ValueError,
+                       match=r"^the op 'tanh' in forward\(\) \(feeding 'b'\).*nn\.Tanh"):
         cn.searchable(Functional(torch.tanh), cn.SearchSpace(), example_input=torch.randn(2, 4))
     with pytest.raises(ValueError, match=r"^the op 'mul' in forward\(\) \(feeding 'b'\)"):
         cn.searchable(Functional(lambda h: h * 0.3), cn.SearchSpace(),

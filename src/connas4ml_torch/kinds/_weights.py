@@ -144,7 +144,8 @@ class SearchableWeight(Searchable):
         raise NotImplementedError
 
     def quant_weight(self) -> Tensor:
-        wq = quant_mix(self.effective_weight(), self.weight_log2_threshold, self.alpha_weight_bits, self.ctl,
+        wq = quant_mix(self.effective_weight(), self.weight_log2_threshold,
+                       self.alpha_weight_bits, self.ctl,
                        self.name, "weight_bits", self.weight_bits, signed=True, narrow=True)
         if self.alpha_kernel is not None:
             p = self.ctl.probs(self.alpha_kernel, self.name, "kernel")
@@ -204,7 +205,8 @@ def _fold_done(mod: SearchableWeight, args: tuple, out: Tensor) -> None:
     mod._fold_now = None  # batch statistics belong to one forward pass (and would not deepcopy)
 
 
-def brevitas_start(name: str, module: nn.Module, space: Any) -> tuple[tuple[int, ...], float | None]:
+def brevitas_start(name: str, module: nn.Module, space: Any
+                   ) -> tuple[tuple[int, ...], float | None]:
     """``(weight bit choices, log2 weight threshold)`` of a user's Brevitas weight layer.
 
     Its weight bit width is the choice unless ``SearchSpace.weight_bits`` names the layer; a

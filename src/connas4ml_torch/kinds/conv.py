@@ -117,7 +117,8 @@ class Conv(WeightKind):
         cls = QuantConv1d if mod.dims == 1 else QuantConv2d
         new = cls(w.shape[1], w.shape[0], kernel_size=tuple(w.shape[2:]), stride=mod.stride,
                   padding=padding_for(k, mod.padding, full_k), dilation=mod.dilation,
-                  **quant_kwargs(ch["weight_bits"], mod.bias_bits), **self.input_kwargs(mod, choices))
+                  **quant_kwargs(ch["weight_bits"], mod.bias_bits),
+                  **self.input_kwargs(mod, choices))
         return self.finish(new, mod, w, b)
 
     def spec(self, ctx: SpecContext, hls: Any):

@@ -335,7 +335,8 @@ class SoftmaxTable(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 2 or x.shape[-1] != self.n:
-            raise ValueError(f"SoftmaxTable({self.n}) takes (batch, {self.n}), got {tuple(x.shape)}")
+            raise ValueError(f"SoftmaxTable({self.n}) takes (batch, {self.n}), "
+                             f"got {tuple(x.shape)}")
         return _SoftmaxLookup.apply(x, self.exp_table, self.inv_table, self.ia)
 
     def extra_repr(self) -> str:
