@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
-from test_export import CNN2d, JetMLP, calibrate, qinput, qlinear, qrelu
+from test_export import CNN2d, JetMLP, calibrate, qconv, qinput, qlinear, qrelu
 from torch import nn
 
 from connas4ml_torch.export import ExportError, convert, export_to_hls, fold_batchnorm, layer_specs
@@ -230,3 +230,20 @@ def test_non_power_of_two_activation_refused(tmp_path):
     _refused(model, torch.randn(8, 16), tmp_path, "'2'", "float scale")
     model = nn.Sequential(QuantIdentity(bit_width=8, return_quant_tensor=False), qlinear(16, 4, 4))
     _refused(model, torch.randn(8, 16), tmp_path, "'0'", "float scale", "FixedPointAct")
+
+
+def test_sum_of_conv_feature_maps_refused_before_qonnx_loops(tmp_path):
+    # qonnx 1.0's channels-last conversion never ends on such a sum: refuse it before
+    class ConvResidual(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inp, self.c1, self.r1 = qinput(8), qconv(1, 3, 4, 3, 6, padding=1), qrelu(6)
+            self.c2, self.r2, self.r3 = qconv(1, 4, 4, 3, 6, padding=1), qrelu(6), qrelu(6)
+            self.fc = qlinear(4 * 8, 2, 6)
+
+        def forward(self, x):
+            h = self.r1(self.c1(self.inp(x)))
+            return self.fc(self.r3(h + self.r2(self.c2(h))).flatten(1))
+
+    _refused(ConvResidual(), torch.randn(8, 3, 8), tmp_path, "adds two feature maps",
+             "channels-last", "Fix")

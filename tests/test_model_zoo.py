@@ -214,6 +214,23 @@ def test_conv2d_stride2_relu_avgpool2d_flatten_linear(cost, tmp_path):
     assert len(pools) == 2
 
 
+def test_sum_of_conv_feature_maps_is_refused_naming_the_op():
+    class ConvResidual(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c1, self.r1 = nn.Conv1d(3, 4, 3, padding=1), nn.ReLU()
+            self.c2, self.r2 = nn.Conv1d(4, 4, 3, padding=1), nn.ReLU()
+            self.fc = nn.Linear(4 * 8, 2)
+
+        def forward(self, x):
+            h = self.r1(self.c1(x))
+            return self.fc(self.r2(h + self.c2(h)).flatten(1))
+
+    with pytest.raises(UnsupportedLayerError, match=r"^the op 'add' of two feature maps "
+                       r"\(4, 4, 8\) in forward\(\) \(feeding 'r2'\) cannot be exported: qonnx"):
+        cn.searchable(ConvResidual(), cn.SearchSpace(), example_input=torch.randn(4, 3, 8))
+
+
 def test_pooling_the_export_cannot_write_is_refused_at_searchable():
     x = torch.randn(4, 2, 9, 9)
 

@@ -204,9 +204,26 @@ def _export_qonnx(model: nn.Module, example_input: Tensor, tmp: Path) -> tuple[A
         model.train(was_training)
     raw = onnx.load(str(path))
     mw = cleanup_model(ModelWrapper(raw))
+    _check_sums(mw)
     mw = mw.transform(ConvertToChannelsLastAndClean())
     mw = cleanup_model(mw.transform(GemmToMatMul()))
     return mw, raw
+
+
+def _check_sums(mw: Any) -> None:
+    """Refuse sums of two computed feature maps before qonnx's channels-last conversion, whose
+    transpose-moving pass never ends on them (qonnx 1.0)."""
+    for node in mw.graph.node:
+        if node.op_type != "Add":
+            continue
+        computed = [i for i in node.input if mw.get_initializer(i) is None]
+        shapes = [mw.get_tensor_shape(i) for i in computed]
+        if len(computed) == 2 and any(s is not None and len(s) > 2 for s in shapes):
+            raise ExportError(
+                f"the exported graph adds two feature maps of shape {shapes[0]} ({node.name}): "
+                "qonnx 1.0 cannot convert a sum of conv feature maps to channels-last (its "
+                "transpose pass never ends). Fix: sum flattened (batch, features) tensors, or "
+                "remove the residual connection from the exported network.")
 
 
 def _check_ops(mw: Any, raw: Any, model: nn.Module | None = None) -> None:

@@ -224,6 +224,12 @@ class LayerKind:
         """Why a module of a ``"refused"`` kind cannot be searched, and what to do."""
         return "not supported"
 
+    def exact_op_problem(self, op: str, shapes: list[tuple[int, ...]]) -> str | None:
+        """Why one of this kind's ``exact_ops`` on tensors of these shapes cannot be exported
+        after all (``None``: it can): ``"<the op> -- <why>. Fix: <what to do>"``; the trace then
+        treats it as an inexact op and ``searchable()`` refuses it with that text."""
+        return None
+
     def check_traced(self, name: str, module: nn.Module, node: Any) -> None:
         """Called by ``Supernet.analyse`` with the traced node of a searchable module of this
         kind (``trace.LayerNode``/``ActNode``/``FoldNode``): refuse (``UnsupportedLayerError``

@@ -2,7 +2,9 @@
 result type holds the sum.
 
 A sum has no module: the trace recognises the ops below (``exact_ops``) when every operand is a
-traced, exact tensor (not a constant). The sum leaves the grid; a weight layer it feeds gets its
+traced, exact tensor (not a constant) of shape (batch, features): qonnx 1.0 cannot convert a sum
+of conv feature maps to channels-last (its transpose-moving pass loops forever), so those are
+refused naming the op. The sum leaves the grid; a weight layer it feeds gets its
 own searchable input quantizer (``Supernet.analyse``), a ReLU after it quantizes it anyway. The
 export sets the ``Merge`` result type from its inputs' types (one more integer bit, the finer
 fraction) so that the quantizer after it rounds the value PyTorch rounds.
@@ -27,6 +29,14 @@ class Merge(LayerKind):
     onnx_ops = ("Add",)
     # sums only: a difference is exact too in hls4ml, but not verified through the export yet
     exact_ops = ("add", "__add__", "__radd__", "__iadd__")
+
+    def exact_op_problem(self, op: str, shapes: list[tuple[int, ...]]) -> str | None:
+        if any(len(s) > 2 for s in shapes):
+            return (f"the op {op!r} of two feature maps {shapes[0]} in forward() -- qonnx 1.0 "
+                    "cannot convert a sum of conv feature maps to channels-last for hls4ml (its "
+                    "transpose pass never ends). Fix: sum flattened (batch, features) tensors, "
+                    "or remove the residual connection")
+        return None
 
     def exact_precision(self, layer: Any, inputs: list[Any]) -> dict[str, Any] | None:
         op = str(layer.get_attr("op", "")).lower()

@@ -367,7 +367,11 @@ def _exact_modules() -> str:
 
 
 def _inexact(where: str, reason: str) -> UnsupportedLayerError:
-    """The error for an op hls4ml cannot reproduce exactly: it names the op first."""
+    """The error for an op hls4ml cannot reproduce exactly: it names the op first (a kind may
+    give its own explanation after `` -- ``)."""
+    op, _, why = reason.partition(" -- ")
+    if why:
+        return UnsupportedLayerError(f"{op} (feeding {where!r}) cannot be exported: {why}")
     return UnsupportedLayerError(
         f"{reason} (feeding {where!r}) has no bit-exact hls4ml counterpart: the FPGA would "
         "compute something else (a lookup table, a default precision). Fix: use a module the "

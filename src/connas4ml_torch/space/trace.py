@@ -37,10 +37,10 @@ def _grid_keeping() -> set[str]:
     return _LAYOUT_OPS | {op for k in kinds() for op in k.grid_ops}
 
 
-def _exact_ops() -> set[str]:
+def _exact_ops() -> dict[str, object]:
     from connas4ml_torch.kinds import kinds
 
-    return {op for k in kinds() for op in k.exact_ops}
+    return {op: k for k in kinds() for op in k.exact_ops}
 
 
 # ops after which a tensor is non-negative whatever its input; ops that may make it negative
@@ -173,6 +173,7 @@ class _Tracer(TorchFunctionMode):
         elif name in self.exact_ops and len(ins) == len(flat_in) and not inexact:
             # every operand a traced tensor: hls4ml adds them exactly (a wide enough result)
             nonneg = nonneg and name not in _SIGNED_OPS
+            inexact = self.exact_ops[name].exact_op_problem(name, [tuple(t.shape) for t, _ in ins])
         else:
             inexact = inexact or (f"the op {name!r} with a constant in forward()"
                                   if name in self.exact_ops else f"the op {name!r} in forward()")
