@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
-from test_export import CNN2d, JetMLP, calibrate, qinput, qlinear, qrelu
+from test_export import CNN2d, JetMLP, calibrate, qconv, qinput, qlinear, qrelu
 from torch import nn
 
 from connas4ml_torch.export import ExportError, convert, export_to_hls, fold_batchnorm, layer_specs
@@ -39,13 +39,43 @@ def test_float_batchnorm_refused_and_fold_named(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "layer, name",
-    [(nn.Sigmoid(), "Sigmoid"), (nn.AvgPool1d(1), "AvgPool1d"), (nn.LSTM(8, 8), "LSTM")],
+    "layer, name, why",
+    [(nn.GELU(), "GELU", "no bit-exact hls4ml implementation"),
+     (nn.AvgPool1d(3), "AvgPool1d", "not a power of two"),
+     (nn.AdaptiveAvgPool1d(2), "AdaptiveAvgPool1d", "derive() writes"),
+     (nn.LSTM(8, 8), "LSTM", "not supported")],
 )
-def test_unsupported_layer_refused(tmp_path, layer, name):
+def test_unsupported_layer_refused(tmp_path, layer, name, why):
     model = nn.Sequential(qinput(8), qlinear(16, 8, 4), qrelu(4))
     model.add_module("odd", layer)
-    _refused(model, torch.randn(8, 16), tmp_path, "'odd'", name, "not supported", "Fix")
+    _refused(model, torch.randn(8, 16), tmp_path, "'odd'", name, why, "Fix")
+
+
+def test_float_sigmoid_is_refused_the_table_module_is_not(tmp_path):
+    # a float nn.Sigmoid is not hls4ml's lookup table; derive() writes the table module
+    from connas4ml_torch.kinds.activation import grid_quantizer
+    from connas4ml_torch.kinds.nonlinear import SigmoidTable
+
+    model = nn.Sequential(qinput(8), qlinear(16, 8, 4), nn.Sigmoid())
+    _refused(model, torch.randn(8, 16), tmp_path, "'2'", "Sigmoid", "lookup table", "Fix")
+    model[2] = SigmoidTable()
+    model.add_module("3", grid_quantizer(0.0, 6, signed=False))
+    model.add_module("4", qlinear(8, 2, 4))
+    trace = check_exportable(model, torch.randn(8, 16))
+    assert [t.input.bits for t in trace.layers] == [8, 6]
+
+
+def test_functional_sigmoid_is_refused_at_export_naming_its_scope(tmp_path):
+    class Tail(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inp, self.fc = qinput(8), qlinear(16, 4, 4)
+
+        def forward(self, x):
+            return torch.sigmoid(self.fc(self.inp(x)))  # the float function, not the table
+
+    _refused(Tail(), torch.randn(16, 16), tmp_path, "Sigmoid", "model's own forward()",
+             "lookup-table")
 
 
 def test_unquantized_linear_and_relu_refused(tmp_path):
@@ -230,3 +260,20 @@ def test_existing_project_is_not_overwritten_and_a_failed_export_leaves_nothing(
         export_to_hls(bad, HLSConfig(), out, torch.randn(8, 16), progress=False, overwrite=True)
     assert edited.read_text() == "// the user's edits"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prj"]
+
+
+def test_sum_of_conv_feature_maps_refused_before_qonnx_loops(tmp_path):
+    # qonnx 1.0's channels-last conversion never ends on such a sum: refuse it before
+    class ConvResidual(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inp, self.c1, self.r1 = qinput(8), qconv(1, 3, 4, 3, 6, padding=1), qrelu(6)
+            self.c2, self.r2, self.r3 = qconv(1, 4, 4, 3, 6, padding=1), qrelu(6), qrelu(6)
+            self.fc = qlinear(4 * 8, 2, 6)
+
+        def forward(self, x):
+            h = self.r1(self.c1(self.inp(x)))
+            return self.fc(self.r3(h + self.r2(self.c2(h))).flatten(1))
+
+    _refused(ConvResidual(), torch.randn(8, 3, 8), tmp_path, "adds two feature maps",
+             "channels-last", "Fix")

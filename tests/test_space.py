@@ -216,12 +216,13 @@ def test_residual_with_different_choices_is_refused_by_name():
 
 
 def test_unsupported_layers_and_bad_choices_name_the_module():
-    bad = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))
-    with pytest.raises(ValueError, match=r"'1'.*Tanh"):
+    bad = nn.Sequential(nn.Linear(4, 8), nn.GELU(), nn.Linear(8, 2))
+    with pytest.raises(ValueError, match=r"'1'.*GELU has no bit-exact hls4ml"):
         cn.searchable(bad, cn.SearchSpace())
-    bn = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
-    with pytest.raises(ValueError, match=r"1 is a BatchNorm.*fold_batchnorm"):
-        cn.searchable(bn, cn.SearchSpace())
+    # a BatchNorm is folded into the layer it follows: nothing may come in between
+    bn = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.BatchNorm1d(8), nn.Linear(8, 2))
+    with pytest.raises(ValueError, match=r"'2' \(BatchNorm1d\) does not directly follow"):
+        cn.searchable(bn, cn.SearchSpace(), example_input=torch.randn(4, 4))
     with pytest.raises(ValueError, match="matches no searchable module"):
         cn.searchable(jet_mlp(), cn.SearchSpace(width={"fc9": [4, 8]}))
     with pytest.raises(ValueError, match=r"exceed the module's 64"):
@@ -235,19 +236,40 @@ def test_unsupported_layers_and_bad_choices_name_the_module():
         sn.derive({"fc1": {"width": 16}})
 
 
-class FunctionalRelu(nn.Module):
-    def __init__(self):
+class Functional(nn.Module):
+    def __init__(self, fn):
         super().__init__()
         self.a = nn.Linear(4, 8)
         self.b = nn.Linear(8, 2)
+        self.fn = fn
 
     def forward(self, x):
-        return self.b(F.relu(self.a(x)))
+        return self.b(self.fn(self.a(x)))
 
 
-def test_unquantized_input_is_refused_by_name():
-    with pytest.raises(ValueError, match=r"^b: its input is not quantized"):
-        cn.searchable(FunctionalRelu(), cn.SearchSpace(), example_input=torch.randn(2, 4))
+def test_functional_op_hls4ml_cannot_reproduce_is_refused_naming_the_op():
+    # the error names the op first, then the layer it feeds, then the module form to use
+    with pytest.raises(ValueError,
+                       match=r"^the op 'tanh' in forward\(\) \(feeding 'b'\).*nn\.Tanh"):
+        cn.searchable(Functional(torch.tanh), cn.SearchSpace(), example_input=torch.randn(2, 4))
+    with pytest.raises(ValueError, match=r"^the op 'mul' in forward\(\) \(feeding 'b'\)"):
+        cn.searchable(Functional(lambda h: h * 0.3), cn.SearchSpace(),
+                      example_input=torch.randn(2, 4))
+    with pytest.raises(ValueError, match=r"^the op 'add' with a constant"):
+        cn.searchable(Functional(lambda h: h + 0.5), cn.SearchSpace(),
+                      example_input=torch.randn(2, 4))
+
+
+def test_functional_relu_before_a_layer_gets_an_input_quantizer():
+    # F.relu of an accumulator is exact in hls4ml (Relu, then the layer's input quantizer)
+    sn = cn.searchable(Functional(F.relu), cn.SearchSpace(act_bits={"b.input_quant": [3, 6]}),
+                       example_input=torch.randn(16, 4))
+    q = sn.searchable_modules()["b.input_quant"]
+    assert q.bits == (3, 6) and not q.signed  # a ReLU's output: unsigned grid
+    assert sn.graph.layers["b"].in_quant == "b.input_quant"
+    a, b, model = _one_hot_equal(sn, torch.randn(16, 4))
+    assert torch.equal(a, b)
+    assert model.net.b.input_quant.is_quant_enabled
 
 
 class HardCodedView(nn.Module):

@@ -75,7 +75,9 @@ def _supported() -> str:
     names = []
     for k in kinds():
         if k.role in ("weight", "act"):
-            names += list(k.brevitas_types)
+            names += list(k.brevitas_types) + [t.__name__ for t in k.derived_types]
+            if not k.derived_types:  # plain modules this kind exports (an average pool)
+                names += [f"nn.{t.__name__}" for t in k.torch_types]
         elif k.role == "passive":
             names += [f"nn.{t.__name__}" for t in k.torch_types]
     return ", ".join(dict.fromkeys(names))
@@ -216,7 +218,7 @@ def trace_model(model: nn.Module, example_input: Tensor) -> ModelTrace:
                 f"({type(m).__name__}). Fix: {_FIX_INPUT}."
             )
 
-    def act_hook(owner: str) -> Any:
+    def act_hook(owner: str, layer: nn.Module | None = None) -> Any:
         def hook(proxy: nn.Module, args: tuple, out: Any) -> None:
             if not hasattr(out, "scale"):
                 return
@@ -226,24 +228,30 @@ def trace_model(model: nn.Module, example_input: Tensor) -> ModelTrace:
                 state["input"] = q
             acts.append(q)
             state["last"] = q
+            if layer is not None and id(layer) in pending:  # a weight layer's own input_quant
+                pending[id(layer)]["input"] = q
         return hook
 
     def weight_pre(m: nn.Module, args: tuple) -> None:
         name = names[id(m)]
+        x = args[0].value if hasattr(args[0], "value") else args[0]
+        if m.input_quant.is_quant_enabled:  # its own input quantizer puts the input on a grid
+            pending[id(m)] = {"in_shape": tuple(x.shape), "input": None}
+            return
         feed = state["last"]
         if feed is None:
             raise ExportError(
                 f"module {_label(name)} ({type(m).__name__}) receives the unquantized network "
                 f"input. Fix: {_FIX_INPUT}."
             )
-        x = args[0].value if hasattr(args[0], "value") else args[0]
         if not _on_grid(x, feed):
             raise ExportError(
                 f"module {_label(name)} ({type(m).__name__}): its input is not on the grid of the "
                 f"quantizer before it (module {_label(feed.owner)}, {feed.grid.hls_type()}): some "
                 "float operation between them (custom forward code, an unquantized layer) would "
                 "be exported inexactly. Fix: quantize right before the layer (QuantReLU/"
-                "QuantIdentity) and keep only MaxPool/Flatten/reshapes between quantizer and layer."
+                "QuantIdentity, or the layer's own input_quant) and keep only MaxPool/Flatten/"
+                "reshapes between quantizer and layer."
             )
         pending[id(m)] = {"in_shape": tuple(x.shape), "input": feed}
 
@@ -276,7 +284,7 @@ def trace_model(model: nn.Module, example_input: Tensor) -> ModelTrace:
             handles.append(m.register_forward_hook(weight_post))
             handles.append(m.bias_quant.register_forward_hook(bias_hook(m)))
             if m.input_quant.is_quant_enabled:
-                handles.append(m.input_quant.register_forward_hook(act_hook(name)))
+                handles.append(m.input_quant.register_forward_hook(act_hook(name, m)))
 
     was_training = model.training
     model.eval()

@@ -3,6 +3,14 @@
 :func:`conversion` runs the pre-export checks, the QONNX export and hls4ml's conversion with the
 precisions that make the project compute what PyTorch computes; nothing is written or compiled
 here (:func:`connas4ml_torch.export.export_to_hls`, in ``project.py``, does that).
+
+Between two quantizers every hls4ml type must hold the exact value PyTorch computes, so that
+the next quantizer rounds the same number: weight layers' accumulators (from the actual integer
+weights), sums of branches, average pools, ReLUs not followed by a quantizer, lookup tables.
+:func:`_check_precisions` computes what each needs (the layer kinds' ``exact_precision``) and the
+conversion is redone once with those types set explicitly. The layer kinds also set their own
+hls4ml configuration (table sizes and types: ``hls_node_config``) and may teach qonnx/hls4ml
+their op during the export (``conversion_patch``).
 """
 
 from __future__ import annotations
@@ -64,6 +72,9 @@ def _quiet(enabled: bool = True) -> Iterator[io.StringIO]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*GemmToMatMul.*")
         warnings.filterwarnings("ignore", message=".*fast_hadamard_transform.*")
+        # hls4ml's scale propagation gives up on residual sums: nothing to propagate with
+        # power-of-two quantizers (the sums are verified bit-exact)
+        warnings.filterwarnings("ignore", message=".*propagate quantization bias down Add.*")
         if enabled:
             with contextlib.redirect_stdout(buf):
                 yield buf
@@ -108,13 +119,35 @@ def _export_qonnx(model: nn.Module, example_input: Tensor, tmp: Path) -> tuple[A
         model.train(was_training)
     raw = onnx.load(str(path))
     mw = cleanup_model(ModelWrapper(raw))
+    _check_sums(mw)
     mw = mw.transform(ConvertToChannelsLastAndClean())
     mw = cleanup_model(mw.transform(GemmToMatMul()))
     return mw, raw
 
 
-def _check_ops(mw: Any, raw: Any) -> None:
-    """Refuse ONNX ops outside the verified subset, naming the torch scope they came from."""
+def _check_sums(mw: Any) -> None:
+    """Refuse sums of two computed feature maps before qonnx's channels-last conversion, whose
+    transpose-moving pass never ends on them (qonnx 1.0)."""
+    for node in mw.graph.node:
+        if node.op_type != "Add":
+            continue
+        computed = [i for i in node.input if mw.get_initializer(i) is None]
+        shapes = [mw.get_tensor_shape(i) for i in computed]
+        if len(computed) == 2 and any(s is not None and len(s) > 2 for s in shapes):
+            raise ExportError(
+                f"the exported graph adds two feature maps of shape {shapes[0]} ({node.name}): "
+                "qonnx 1.0 cannot convert a sum of conv feature maps to channels-last (its "
+                "transpose pass never ends). Fix: sum flattened (batch, features) tensors, or "
+                "remove the residual connection from the exported network.")
+
+
+def _check_ops(mw: Any, raw: Any, model: nn.Module | None = None) -> None:
+    """Refuse ONNX ops outside the verified subset, naming the torch scope they came from.
+
+    Ops a kind exports only from its own modules (``LayerKind.onnx_module_ops``: a lookup-table
+    ``Sigmoid``) are refused when they come from anywhere else (``torch.sigmoid`` in
+    ``forward()`` computes the float function, not hls4ml's table).
+    """
     allowed = _allowed_ops()
     for node in mw.graph.node:
         if node.op_type in allowed:
@@ -124,24 +157,44 @@ def _check_ops(mw: Any, raw: Any) -> None:
         raise ExportError(
             f"the exported graph contains a {node.op_type} node{hint}: an operation in forward() "
             "that the bit-exact hls4ml export does not support (custom arithmetic such as "
-            "torch.sigmoid, x * c, softmax, concatenation, residual adds). Fix: remove it from "
-            "the exported network or express it with supported layers."
+            "x * c, concatenation, a function hls4ml lacks). Fix: remove it from the exported "
+            "network or express it with supported layers."
         )
-    # only Add nodes with one constant input (biases) are verified: they become bias adds
-    for node in mw.graph.node:
-        if node.op_type == "Add":
-            consts = [mw.get_initializer(i) is not None or _const_quant(mw, i) for i in node.input]
-            if not any(consts):
-                raise ExportError(
-                    f"the exported graph adds two computed tensors ({node.name}): residual adds are "
-                    "not verified bit-exact through hls4ml yet. Fix: remove the residual connection "
-                    "from the exported network."
-                )
+    if model is None:
+        return
+    owners = {}
+    for k in kinds():
+        for op in k.onnx_module_ops:
+            owners.setdefault(op, []).append(k)
+    for node in raw.graph.node:
+        if node.op_type not in owners:
+            continue
+        scope = _onnx_scope(node.name)
+        mod = _submodule(model, scope)
+        if mod is None or not any(isinstance(mod, k.derived_types) for k in owners[node.op_type]):
+            where = f"module {scope!r}" if scope else "the model's own forward()"
+            raise ExportError(
+                f"the exported graph contains a {node.op_type} node from {where} "
+                f"({node.name}) that is not one of the exact lookup-table modules derive() "
+                f"writes: a functional torch op computes the float function, hls4ml a table. "
+                f"Fix: use the module (e.g. nn.{node.op_type}) in the model given to "
+                "searchable(), and export the derived model.")
 
 
-def _const_quant(mw: Any, tensor: str) -> bool:
-    prod = mw.find_producer(tensor)
-    return prod is not None and prod.op_type == "Quant" and mw.get_initializer(prod.input[0]) is not None
+def _onnx_scope(node_name: str) -> str:
+    """The qualified torch module name in a TorchScript ONNX node name: ``/net/net.1/op/Sigmoid``
+    -> ``net.1.op`` (a component is either a child's name or already qualified)."""
+    name = ""
+    for part in [p for p in node_name.split("/") if p][:-1]:
+        name = part if not name or part.startswith(name + ".") else f"{name}.{part}"
+    return name
+
+
+def _submodule(model: nn.Module, name: str) -> nn.Module | None:
+    try:
+        return model.get_submodule(name) if name else model
+    except AttributeError:
+        return None
 
 
 def _map_onnx_names(mw: Any, trace: ModelTrace) -> dict[str, str]:
@@ -243,15 +296,35 @@ def conversion(
 
     import hls4ml
 
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="connas4ml_qonnx_") as tmp, _quiet():
-        mw, raw = _export_qonnx(model, example_input, Path(tmp))
-    timings["export"] = time.perf_counter() - t0
-    _check_ops(mw, raw)
-    onnx_names = _map_onnx_names(mw, trace)
+    # a kind may teach qonnx / hls4ml its op or fix a parser bug, during our export only
+    with contextlib.ExitStack() as patches:
+        for k in kinds():
+            patches.enter_context(k.conversion_patch())
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="connas4ml_qonnx_") as tmp, _quiet():
+            mw, raw = _export_qonnx(model, example_input, Path(tmp))
+        timings["export"] = time.perf_counter() - t0
+        _check_ops(mw, raw, model)
+        onnx_names = _map_onnx_names(mw, trace)
 
-    t0 = time.perf_counter()
-    input_precision = trace.input.grid.hls_type("RND_CONV", "SAT")
+        t0 = time.perf_counter()
+        input_precision = trace.input.grid.hls_type("RND_CONV", "SAT")
+        hm, layer_names = _convert_exact(hls4ml, mw, trace, onnx_names, hls_config, output_dir,
+                                         input_precision)
+    timings["convert"] = time.perf_counter() - t0
+    return Conversion(hm, layer_names, onnx_names, input_precision, trace, timings)
+
+
+def _convert_exact(hls4ml: Any, mw: Any, trace: ModelTrace, onnx_names: dict[str, str],
+                   hls_config: HLSConfig, output_dir: str | Path, input_precision: str
+                   ) -> tuple[Any, dict[str, str]]:
+    """hls4ml's conversion with every type between two quantizers exact.
+
+    Converted once with hls4ml's inferred types; :func:`_check_precisions` then lists the
+    layers whose result (accumulator, table...) type is too narrow for the exact value, from
+    the torch weights (weight layers) and from their inputs' types (sums, pools, ReLUs: each
+    kind's ``exact_precision``); those are set explicitly and the model converted again, once.
+    """
     overrides: dict[str, dict[str, str]] = {}
     for _attempt in range(2):
         with _quiet():
@@ -267,31 +340,37 @@ def conversion(
         for t in trace.layers:
             lc = cfg["LayerName"].setdefault(onnx_names[t.name], {})
             lc.update(kind_of(t.module).hls_layer_config(t.name, hls_config))
-            if onnx_names[t.name] in overrides:
-                lc.setdefault("Precision", {}).update(overrides[onnx_names[t.name]])
-        with _quiet(), contextlib.ExitStack() as patches:
-            for k in kinds():  # a kind may fix an hls4ml parser bug during our conversion
-                patches.enter_context(k.conversion_patch())
+        for node in mw.graph.node:  # per-node settings of other kinds (lookup-table sizes ...)
+            for k in kinds():
+                if node.op_type in k.onnx_ops:
+                    _merge_config(cfg["LayerName"].setdefault(node.name, {}),
+                                  k.hls_node_config(node, mw))
+        for name, prec in overrides.items():
+            cfg["LayerName"].setdefault(name, {}).setdefault("Precision", {}).update(prec)
+        with _quiet():
             hm = hls4ml.converters.convert_from_onnx_model(
                 mw, output_dir=str(output_dir), backend=hls_config.backend,
                 io_type=hls_config.io_type, hls_config=cfg, part=hls_config.part,
                 clock_period=hls_config.clock_period,
             )
         layer_names = _map_hls_names(hm, onnx_names)
-        narrow = _check_precisions(hm, trace, layer_names)
+        narrow = _check_precisions(hm, trace, layer_names, onnx_names)
         if not narrow:
-            break
-        # hls4ml's inferred accumulator is too narrow for some layer: set it explicitly, once
-        for name, (frac, ib) in narrow.items():
-            t_str = f"fixed<{frac + ib},{ib}>"
-            overrides[onnx_names[name]] = {"result": t_str, "accum": t_str}
-    else:
-        raise ExportError(
-            f"hls4ml kept accumulators too narrow for exact results in layers {sorted(narrow)} even "
-            "with explicit precisions; please report this model."
-        )
-    timings["convert"] = time.perf_counter() - t0
-    return Conversion(hm, layer_names, onnx_names, input_precision, trace, timings)
+            return hm, layer_names
+        for name, prec in narrow.items():  # hls4ml's inferred types are too narrow: set them
+            overrides.setdefault(name, {}).update(prec)
+    raise ExportError(
+        f"hls4ml kept types too narrow for exact results in layers {sorted(narrow)} even with "
+        "explicit precisions; please report this model."
+    )
+
+
+def _merge_config(into: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict):
+            into.setdefault(key, {}).update(value)
+        else:
+            into[key] = value
 
 
 def convert(model: nn.Module, hls_config: HLSConfig, output_dir: str | Path,
@@ -324,23 +403,97 @@ def _map_hls_names(hm: Any, onnx_names: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def _check_precisions(hm: Any, trace: ModelTrace, layer_names: dict[str, str]) -> dict[str, tuple[int, int]]:
-    """Verify hls4ml's weight/bias types equal the quantizers' grids; return too-narrow results."""
-    narrow: dict[str, tuple[int, int]] = {}
-    for t in trace.layers:
-        layer = hm.graph[layer_names[t.name]]
-        wp = layer.weights["weight"].type.precision
-        if (int(wp.width), int(wp.integer)) != (t.weight.bits, t.weight.grid.int_bits):
-            raise ExportError(
-                f"internal: hls4ml weight type of {t.name!r} is {wp} but the quantizer's grid is "
-                f"{t.weight.grid.hls_type()}; the project would not be exact."
-            )
-        frac, ib = required_result_type(t)
-        res = layer.get_output_variable().type.precision
-        acc = layer.get_attr("accum_t")
-        acc = acc.precision if acc is not None else res
-        if not (result_type_covers(res, frac, ib) and result_type_covers(acc, frac, ib)):
-            narrow[t.name] = (frac, ib)
-    return narrow
+@dataclass(frozen=True)
+class _Fixed:
+    """A fixed-point type as hls4ml's ``FixedPrecisionType`` reads (the planned ones)."""
+
+    width: int
+    integer: int
+    signed: bool
+
+    @classmethod
+    def of(cls, signed: bool, int_bits: int, frac_bits: int) -> _Fixed:
+        return cls(int_bits + frac_bits, int_bits, signed)
+
+    def __str__(self) -> str:
+        return f"{'fixed' if self.signed else 'ufixed'}<{self.width},{self.integer}>"
+
+
+def _holds(p: Any, signed: bool, int_bits: int, frac_bits: int) -> bool:
+    """Whether hls4ml type ``p`` holds every value of the type ``(signed, int_bits, frac_bits)``
+    exactly (``int_bits`` counts the sign bit of a signed type)."""
+    if not hasattr(p, "width") or not hasattr(p, "integer"):
+        return False
+    width, integer, p_signed = int(p.width), int(p.integer), bool(getattr(p, "signed", True))
+    if signed and not p_signed:
+        return False
+    need = int_bits + (1 if p_signed and not signed else 0)
+    return width - integer >= frac_bits and integer >= need
+
+
+def _check_precisions(hm: Any, trace: ModelTrace, layer_names: dict[str, str],
+                      onnx_names: dict[str, str] | None = None) -> dict[str, dict[str, str]]:
+    """Verify the types of the converted model; return the explicit precisions to set.
+
+    Weight layers: the weight type must equal the quantizer's grid (else ``ExportError``) and
+    the result/accumulator must hold the exact sum (:func:`required_result_type`). Every other
+    layer that is not a rounding point (a quantizer, or a layer a quantizer was merged into)
+    must hold what its kind's ``exact_precision`` says, computed from its inputs' types as they
+    will be after the fixes (one pass, in graph order). Returns ``{config layer name:
+    {"result": type, "accum": type, ...}}`` for what is too narrow (empty: all exact).
+    """
+    onnx_of = {h: (onnx_names or {}).get(t, h) for t, h in layer_names.items()}
+    torch_of = {h: t for t, h in layer_names.items()}
+    traced = {t.name: t for t in trace.layers}
+    fixes: dict[str, dict[str, str]] = {}
+    planned: dict[str, Any] = {}  # output variable -> its type after the fixes
+    for layer in hm.get_layers():
+        out = layer.outputs[0] if layer.outputs else layer.name
+        actual = layer.get_output_variable().type.precision
+        ins = [planned.get(i) or layer.get_input_variable(i).type.precision
+               for i in layer.inputs if layer.get_input_variable(i) is not None]
+        planned[out] = actual
+        if layer.name in torch_of:
+            t = traced[torch_of[layer.name]]
+            wp = layer.weights["weight"].type.precision
+            if (int(wp.width), int(wp.integer)) != (t.weight.bits, t.weight.grid.int_bits):
+                raise ExportError(
+                    f"internal: hls4ml weight type of {t.name!r} is {wp} but the quantizer's grid "
+                    f"is {t.weight.grid.hls_type()}; the project would not be exact."
+                )
+            frac, ib = required_result_type(t)
+            acc = layer.get_attr("accum_t")
+            acc = acc.precision if acc is not None else actual
+            if layer.get_attr("quantizer") is None and not result_type_covers(actual, frac, ib):
+                fixes.setdefault(onnx_of[layer.name], {})["result"] = f"fixed<{frac + ib},{ib}>"
+                planned[out] = _Fixed.of(True, ib, frac)
+            if not result_type_covers(acc, frac, ib):
+                fixes.setdefault(onnx_of[layer.name], {})["accum"] = f"fixed<{frac + ib},{ib}>"
+            continue
+        if layer.get_attr("quantizer") is not None:
+            continue  # a rounding point: a quantizer's own grid, as in PyTorch
+        need = None
+        if layer.class_name in ("Reshape", "Transpose") and ins:
+            need = {"result": _parts(ins[0])}  # layout only: the input's type
+        for k in kinds() if need is None else ():
+            if layer.class_name in k.hls_classes:
+                need = k.exact_precision(layer, ins)
+                if need is not None:
+                    break
+        for key, value in (need or {}).items():
+            if key == "result":
+                have = actual
+            else:
+                have = layer.get_attr(f"{key}_t")
+                have = have.precision if have is not None else None
+            if not _holds(have, *value):
+                fixes.setdefault(layer.name, {})[key] = str(_Fixed.of(*value))
+                if key == "result":
+                    planned[out] = _Fixed.of(*value)
+    return fixes
+
+
+def _parts(p: Any) -> tuple[bool, int, int]:
+    return bool(getattr(p, "signed", True)), int(p.integer), int(p.width) - int(p.integer)
 
 

@@ -9,6 +9,18 @@ A searchable weight layer runs ONE matmul/conv however many choices it has (FBNe
 
 With one-hot probabilities each of these is exactly one discrete network, which ``derive``
 builds with real Brevitas layers; the equality is the central test of the space package.
+
+Two things a weight layer may own besides its weights (both set by ``Supernet.analyse``):
+
+* an input quantizer (``<layer>.input_quant``, searchable bits), when its input is exact but off
+  the grid (a residual sum): derived as the Brevitas layer's own ``input_quant``;
+* a BatchNorm folded into it (quantization-aware folding): the layer quantizes
+  ``W * gamma / sigma`` and ``beta + (b - mu) * gamma / sigma``, with the batch statistics in
+  training (and the running ones updated, as BatchNorm does) and the running statistics in
+  eval mode; ``derive`` folds the same way, so the one-hot supernet equals the derived model.
+
+A user's Brevitas ``QuantLinear``/``QuantConv`` is a starting point: its weight bit width is the
+default choice, its weights and weight threshold the start (:func:`brevitas_start`).
 """
 
 from __future__ import annotations
@@ -24,13 +36,15 @@ from connas4ml_torch.quant import (
     FIX,
     FixedPointAct,
     FixedPointBias,
+    FixedPointUnsignedAct,
     FixedPointWeight,
     fake_quant,
     log2_threshold_for,
     refuse_float_scale,
 )
 
-__all__ = ["SearchableWeight", "WeightKind", "set_threshold", "quant_kwargs", "label"]
+__all__ = ["SearchableWeight", "WeightKind", "set_threshold", "quant_kwargs", "label",
+           "brevitas_start", "user_input_quant", "fold_factors"]
 
 
 def label(name: str) -> str:
@@ -77,8 +91,61 @@ class SearchableWeight(Searchable):
             out["kernel"] = self.kernels
         return out
 
+    def start_from(self, log2_threshold: float | None) -> SearchableWeight:
+        """Start from a known weight threshold (a Brevitas layer's) instead of the weights' max."""
+        if log2_threshold is not None:
+            with torch.no_grad():
+                self.weight_log2_threshold.fill_(float(log2_threshold))
+        return self
+
+    # ---- an input quantizer of its own (its input is a sum) --------------------------------
+    @property
+    def input_quant(self) -> nn.Module | None:
+        return self._modules.get("input_quant")
+
+    def attach_input_quant(self, quant: nn.Module) -> None:
+        """Quantize the input first (a pre-hook: ``forward`` is unchanged); the derived Brevitas
+        layer gets it as its ``input_quant``."""
+        self.input_quant = quant
+        self.register_forward_pre_hook(_quantize_input, prepend=True)  # before a BatchNorm fold
+
+    # ---- a BatchNorm folded into it ---------------------------------------------------------
+    def fold(self, bn: nn.Module) -> None:
+        """Fold ``bn`` (a ``SearchableBatchNorm``) into this layer from now on."""
+        self._bn = [bn]  # a list: nn.Module must not register it twice
+        self._fold_now = None
+        self.register_forward_pre_hook(_batch_fold)
+        self.register_forward_hook(_fold_done)
+
+    @property
+    def bn(self) -> nn.Module | None:
+        bn = getattr(self, "_bn", None)
+        return bn[0] if bn else None
+
+    def effective_weight(self) -> Tensor:
+        """The weight the layer quantizes: its own, or with a BatchNorm folded into it."""
+        bn = self.bn
+        if bn is None:
+            return self.weight
+        scale, _ = self._fold_now if self._fold_now is not None else fold_factors(bn.bn)
+        return self.weight * scale.view(-1, *([1] * (self.weight.dim() - 1)))
+
+    def effective_bias(self) -> Tensor:
+        bn = self.bn
+        if bn is None:
+            return self.bias
+        scale, mean = self._fold_now if self._fold_now is not None else fold_factors(bn.bn)
+        b = self.bias if self.has_bias else torch.zeros_like(self.bias)
+        beta = bn.bn.bias if bn.bn.affine else torch.zeros_like(b)
+        return beta + (b - mean) * scale
+
+    def raw(self, x: Tensor, w: Tensor) -> Tensor:
+        """The layer's linear operation with weight ``w`` and no bias (batch statistics)."""
+        raise NotImplementedError
+
     def quant_weight(self) -> Tensor:
-        wq = quant_mix(self.weight, self.weight_log2_threshold, self.alpha_weight_bits, self.ctl,
+        wq = quant_mix(self.effective_weight(), self.weight_log2_threshold,
+                       self.alpha_weight_bits, self.ctl,
                        self.name, "weight_bits", self.weight_bits, signed=True, narrow=True)
         if self.alpha_kernel is not None:
             p = self.ctl.probs(self.alpha_kernel, self.name, "kernel")
@@ -86,9 +153,9 @@ class SearchableWeight(Searchable):
         return wq
 
     def quant_bias(self) -> Tensor:
-        if not self.has_bias:
+        if not self.has_bias and self.bn is None:
             return self.bias * 0.0
-        return fake_quant(self.bias, self.bias_log2_threshold, self.bias_bits, True)
+        return fake_quant(self.effective_bias(), self.bias_log2_threshold, self.bias_bits, True)
 
     def _mask(self, y: Tensor) -> Tensor:
         if self.alpha_width is None:
@@ -96,6 +163,87 @@ class SearchableWeight(Searchable):
         p = self.ctl.probs(self.alpha_width, self.name, "width")
         m = p @ self.width_masks
         return y * m.view(1, -1, *([1] * (y.dim() - 2)))
+
+
+def _quantize_input(mod: SearchableWeight, args: tuple) -> tuple:
+    return (mod.input_quant(args[0]), *args[1:])
+
+
+def fold_factors(bn: nn.Module, mean: Tensor | None = None, var: Tensor | None = None
+                 ) -> tuple[Tensor, Tensor]:
+    """``(gamma / sqrt(var + eps), mean)`` of a BatchNorm (its running statistics unless given);
+    the one formula the supernet and ``derive`` share, so that both fold to the same floats."""
+    mean = bn.running_mean if mean is None else mean
+    var = bn.running_var if var is None else var
+    gamma = bn.weight if bn.affine else torch.ones_like(mean)
+    return gamma / torch.sqrt(var + bn.eps), mean
+
+
+def _batch_fold(mod: SearchableWeight, args: tuple) -> None:
+    """In training, fold with this batch's statistics (from the float layer, gradients through
+    them as in BatchNorm) and update the running statistics; in eval mode, the running ones."""
+    bn = mod.bn.bn
+    if not mod.training:
+        mod._fold_now = None
+        return
+    z = mod.raw(args[0], mod.weight)  # the input quantizer's pre-hook, if any, ran before
+    if mod.has_bias:
+        z = z + mod.bias.view(1, -1, *([1] * (z.dim() - 2)))
+    dims = [0] + list(range(2, z.dim()))
+    mean = z.mean(dims)
+    var = z.var(dims, unbiased=False)
+    with torch.no_grad():
+        n = z.numel() // z.shape[1]
+        bn.num_batches_tracked += 1
+        m = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+        bn.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+        bn.running_var.mul_(1 - m).add_(var.detach() * n / max(n - 1, 1), alpha=m)
+    mod._fold_now = fold_factors(bn, mean, var)
+
+
+def _fold_done(mod: SearchableWeight, args: tuple, out: Tensor) -> None:
+    mod._fold_now = None  # batch statistics belong to one forward pass (and would not deepcopy)
+
+
+def brevitas_start(name: str, module: nn.Module, space: Any
+                   ) -> tuple[tuple[int, ...], float | None]:
+    """``(weight bit choices, log2 weight threshold)`` of a user's Brevitas weight layer.
+
+    Its weight bit width is the choice unless ``SearchSpace.weight_bits`` names the layer; a
+    float-scale weight quantizer, an output quantizer or a disabled weight quantizer are refused
+    naming the layer.
+    """
+    from connas4ml_torch.errors import UnsupportedLayerError
+    from connas4ml_torch.kinds.activation import brevitas_grid
+
+    where = f"module {label(name)} ({type(module).__name__})"
+    if not module.weight_quant.is_quant_enabled:
+        return space.weight_bits_for(name), None
+    if module.output_quant.is_quant_enabled:
+        raise UnsupportedLayerError(
+            f"searchable(): {where} has an output quantizer; the search quantizes activations "
+            "with modules. Fix: remove output_quant and put a QuantIdentity (or QuantReLU) after "
+            "the layer.")
+    bits, t, _ = brevitas_grid(where, module.weight_quant,
+                               "use weight_quant=connas4ml_torch.quant.FixedPointWeight (or "
+                               "brevitas.quant.Int8WeightPerTensorFixedPoint)")
+    return space.weight_bits_for(name, (bits,)), t
+
+
+def user_input_quant(name: str, module: nn.Module, new: SearchableWeight, space: Any,
+                     ctl: Any) -> SearchableWeight:
+    """Keep a user's Brevitas layer's own input quantizer (as ``<name>.input_quant``)."""
+    from connas4ml_torch.kinds.activation import SearchableAct, brevitas_grid
+
+    if not module.input_quant.is_quant_enabled:
+        return new
+    where = f"module {label(name)} ({type(module).__name__})"
+    bits, t, signed = brevitas_grid(where, module.input_quant,
+                                    "use input_quant=connas4ml_torch.quant.FixedPointAct")
+    qname = f"{name}.input_quant"
+    q = SearchableAct(qname, ctl, space.act_bits_for(qname, (bits,)), relu=not signed)
+    new.attach_input_quant(q.start_from(t))
+    return new
 
 
 def set_threshold(quant_module: nn.Module, value: Tensor) -> None:
@@ -132,12 +280,29 @@ class WeightKind(LayerKind):
 
     def sliced(self, mod: SearchableWeight, ch: dict[str, int], in_width: int | None, block: int
                ) -> tuple[Tensor, Tensor]:
-        """The chosen rows (output channels) and input columns of the shared weight and bias."""
-        w = mod.weight.detach()[:ch["width"]]
+        """The chosen rows (output channels) and input columns of the shared weight and bias
+        (a folded BatchNorm folded in with its running statistics, as in eval mode)."""
+        if mod.bn is not None:
+            mod._fold_now = None  # the running statistics, as in eval mode
+        with torch.no_grad():
+            w_full, b_full = mod.effective_weight().detach(), mod.effective_bias().detach()
+        w = w_full[:ch["width"]]
         if in_width is not None:  # input features kept when the producer keeps its first channels
             w = w.index_select(1, torch.arange(in_width * block))
-        b = mod.bias.detach()[:ch["width"]]
-        return w, (b if mod.has_bias else torch.zeros_like(b))
+        b = b_full[:ch["width"]]
+        return w, (b if mod.has_bias or mod.bn is not None else torch.zeros_like(b))
+
+    def input_kwargs(self, mod: SearchableWeight, choices: dict[str, dict[str, int]]
+                     ) -> dict[str, Any]:
+        """Brevitas keyword arguments of the layer's own input quantizer (none without one)."""
+        q = mod.input_quant
+        if q is None:
+            return {}
+        quant = FixedPointAct if q.signed else FixedPointUnsignedAct
+        kw = dict(input_quant=quant, input_bit_width=choices[q.name]["bits"], input_max_val=1.0)
+        if q.signed:
+            kw["input_min_val"] = -1.0
+        return kw
 
     def finish(self, new: nn.Module, mod: SearchableWeight, w: Tensor, b: Tensor) -> nn.Module:
         """Copy sliced weights and learned thresholds into a freshly built Brevitas layer."""
@@ -146,7 +311,12 @@ class WeightKind(LayerKind):
             new.bias.copy_(b)
         set_threshold(new.weight_quant, mod.weight_log2_threshold)
         set_threshold(new.bias_quant, mod.bias_log2_threshold)
+        if mod.input_quant is not None:
+            set_threshold(new.input_quant, mod.input_quant.log2_threshold)
         return new
+
+    def check_traced(self, name: str, module: nn.Module, node: Any) -> None:
+        return None
 
     # ---- export ------------------------------------------------------------------------------
     def check_export(self, name: str, m: nn.Module) -> None:

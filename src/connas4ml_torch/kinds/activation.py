@@ -1,18 +1,29 @@
-"""Activation quantizers: ``nn.ReLU`` -> searchable bits -> ``QuantReLU``, and the network input's
-``QuantIdentity`` (the ``Quantizer`` kind, added by the supernet itself, named ``"input"``).
+"""Activation quantizers: ``nn.ReLU`` -> searchable bits -> ``QuantReLU``, and the
+``QuantIdentity`` quantizers (the ``Quantizer`` kind: the network input's, added by the supernet
+itself as ``"input"``, the input quantizer a weight layer gets when its input is a sum, and a
+user's own ``QuantIdentity``).
 
-Both are fixed-point grids with a learned power-of-two threshold; in hls4ml a ``QuantReLU``
+All are fixed-point grids with a learned power-of-two threshold; in hls4ml a ``QuantReLU``
 becomes a ``Relu`` then a cast to the quantizer's ``ap_ufixed`` type, exactly.
+
+:class:`SearchableOpAct` is what kinds whose output leaves the grid share (average pooling,
+lookup-table activations): the operation, then a searchable quantizer named after the module;
+``derive`` makes it ``nn.Sequential(op=..., quant=QuantIdentity)``.
+
+A user's Brevitas ``QuantReLU``/``QuantIdentity`` is a starting point: its bit width is the
+default choice and its threshold the initial one; a float-scale quantizer is refused, naming the
+layer (the search and the export work on power-of-two grids).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from connas4ml_torch.errors import ExportError
+from connas4ml_torch.errors import ExportError, UnsupportedLayerError
 from connas4ml_torch.kinds._weights import label, set_threshold
 from connas4ml_torch.kinds.base import (
     ArchControl,
@@ -22,6 +33,9 @@ from connas4ml_torch.kinds.base import (
     quant_mix,
     register,
 )
+
+__all__ = ["SearchableAct", "SearchableOpAct", "make_quantizer", "grid_quantizer",
+           "brevitas_grid", "act_start"]
 from connas4ml_torch.quant import (
     FIX,
     FixedPointAct,
@@ -55,8 +69,21 @@ class SearchableAct(Searchable):
     def kind(self) -> str:  # type: ignore[override]
         return "ReLU" if self.relu else "Quantizer"
 
+    @property
+    def signed(self) -> bool:
+        """Signed grid (the input, a sum that may be negative) or unsigned (ReLU, ...)."""
+        return not self.relu
+
     def choice_values(self) -> dict[str, tuple[int, ...]]:
         return {"bits": self.bits}
+
+    def start_from(self, log2_threshold: float | None) -> SearchableAct:
+        """Start from a known threshold (a Brevitas quantizer's) instead of calibrating."""
+        if log2_threshold is not None:
+            with torch.no_grad():
+                self.log2_threshold.fill_(float(log2_threshold))
+            self.initialized.fill_(True)
+        return self
 
     @torch.no_grad()
     def init_threshold(self, x: Tensor, grow_only: bool = False) -> None:
@@ -79,6 +106,91 @@ class SearchableAct(Searchable):
             self.calibration_left -= 1
         return quant_mix(x, self.log2_threshold, self.alpha_bits, self.ctl, self.name, "bits",
                          self.bits, signed=not self.relu)
+
+
+class SearchableOpAct(SearchableAct):
+    """An operation whose output leaves the grid, then a searchable quantizer (same name).
+
+    ``op`` runs in the supernet (a smooth function with the exact table's values, an average
+    pool); ``signed`` is decided by ``Supernet.analyse`` from the values the op sees when the
+    kind says ``signed=None`` (an average of ReLU outputs is unsigned). The quantizer is an
+    unsigned or signed ``QuantIdentity`` in the derived model (``relu`` here only selects the
+    unsigned grid: the op's output is then never negative).
+    """
+
+    def __init__(self, name: str, ctl: ArchControl, bits: tuple[int, ...], op: nn.Module,
+                 kind: str, signed: bool | None = None):
+        super().__init__(name, ctl, bits, relu=False if signed is None else not signed)
+        self.op = op
+        self._kind = kind
+        self.auto_sign = signed is None
+
+    @property
+    def kind(self) -> str:  # type: ignore[override]
+        return self._kind
+
+    def set_signed(self, signed: bool) -> None:
+        self.relu = not signed
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(self.op(x))
+
+
+def grid_quantizer(log2_threshold: Tensor | float, bits: int, signed: bool) -> nn.Module:
+    """A Brevitas ``QuantIdentity`` on a signed or unsigned fixed-point grid (no ReLU)."""
+    from brevitas.nn import QuantIdentity
+
+    if signed:
+        q = QuantIdentity(act_quant=FixedPointAct, bit_width=bits, min_val=-1.0, max_val=1.0)
+    else:
+        q = QuantIdentity(act_quant=FixedPointUnsignedAct, bit_width=bits, max_val=1.0)
+    set_threshold(q.act_quant, torch.as_tensor(log2_threshold, dtype=torch.float32))
+    return q
+
+
+def brevitas_grid(where: str, proxy: nn.Module, fix: str) -> tuple[int, float, bool]:
+    """``(bits, log2 threshold, signed)`` of a user's fixed-point Brevitas quantizer proxy.
+
+    Refuses float scales (naming ``where``, the user's layer, and ``fix``): the search and the
+    export work on power-of-two grids only, and a float scale would silently change meaning.
+    """
+    from connas4ml_torch.quant import float_scaled
+
+    if float_scaled(proxy):
+        raise UnsupportedLayerError(
+            f"searchable(): {where}: its quantizer has a float scale (Brevitas' default "
+            "*PerTensorFloat quantizers), not a power of two; the search and the bit-exact "
+            f"export work on fixed-point grids. Fix: {fix}, or start from the float model "
+            "(nn.Linear/nn.Conv/nn.ReLU): searchable() quantizes it itself.")
+    with torch.no_grad():
+        bits = int(round(float(proxy.bit_width())))
+        scales = proxy.scale().detach().reshape(-1)
+    if not bool(torch.all(scales == scales[0])):
+        raise UnsupportedLayerError(
+            f"searchable(): {where}: its quantizer has one scale per channel; the search and the "
+            f"export use one power-of-two scale per tensor. Fix: {fix}.")
+    scale = float(scales[0])
+    signed = bool(proxy.is_signed)
+    return bits, math.log2(scale) + (bits - 1 if signed else bits), signed
+
+
+def act_start(name: str, module: nn.Module, space: Any, ctl: ArchControl, relu: bool
+              ) -> SearchableAct:
+    """The searchable quantizer of a user's ``QuantReLU``/``QuantIdentity``: its bit width is
+    the default choice (unless ``SearchSpace.act_bits`` names the module), its threshold the
+    start."""
+    kind = "QuantReLU" if relu else "QuantIdentity"
+    fix = ("use act_quant=connas4ml_torch.quant.FixedPointUnsignedAct (or brevitas.quant."
+           "Uint8ActPerTensorFixedPoint)" if relu else
+           "use act_quant=connas4ml_torch.quant.FixedPointAct (or brevitas.quant."
+           "Int8ActPerTensorFixedPoint)")
+    where = f"module {label(name)} ({kind})"
+    if not module.act_quant.is_quant_enabled:
+        raise UnsupportedLayerError(f"searchable(): {where} has no activation quantizer. "
+                                    f"Fix: {fix}.")
+    bits, t, signed = brevitas_grid(where, module.act_quant, fix)
+    mod = SearchableAct(name, ctl, space.act_bits_for(name, (bits,)), relu=relu or not signed)
+    return mod.start_from(t)
 
 
 class _ActKind(LayerKind):
@@ -124,31 +236,48 @@ class ReLU(_ActKind):
     grid_ops = ("relu",)
 
     def to_searchable(self, name: str, module: nn.Module, space: Any, ctl: ArchControl):
+        if self.is_brevitas(module):
+            return act_start(name, module, space, ctl, relu=True)
         return SearchableAct(name, ctl, space.act_bits_for(name), relu=True)
+
+    def exact_precision(self, layer: Any, inputs: list[Any]) -> dict[str, Any] | None:
+        """A ReLU not followed by a quantizer (``F.relu`` before a sum) keeps its input grid."""
+        if layer.class_name != "Activation" or str(layer.get_attr("activation")).lower() != "relu":
+            return None
+        if not inputs:
+            return None
+        p = inputs[0]
+        return {"result": (False, int(p.integer) - int(p.signed), int(p.width) - int(p.integer))}
 
 
 class Quantizer(_ActKind):
-    """The signed input quantizer (a ``QuantIdentity``); the supernet adds it as ``"input"``."""
+    """A signed or unsigned ``QuantIdentity``: the network input's (the supernet adds it as
+    ``"input"``), the input quantizer of a weight layer fed by a sum (``<layer>.input_quant``),
+    or a user's own."""
 
     name = "Quantizer"
     brevitas_types = ("QuantIdentity",)
     onnx_ops = ("Quant",)
     grid_ops = ("identity",)
 
+    def to_searchable(self, name: str, module: nn.Module, space: Any, ctl: ArchControl):
+        return act_start(name, module, space, ctl, relu=False)
+
 
 class FloatActivation(LayerKind):
-    """Activations without a fixed-point implementation here (yet): refused with the fix."""
+    """Activations hls4ml has no exact implementation of: refused with the fix."""
 
     name = "FloatActivation"
     role = "refused"
-    torch_types = (nn.ReLU6, nn.LeakyReLU, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.GELU, nn.SiLU,
-                   nn.ELU, nn.Softmax)
+    torch_types = (nn.ReLU6, nn.Hardtanh, nn.GELU, nn.SiLU, nn.ELU, nn.SELU, nn.CELU, nn.Mish,
+                   nn.Softplus, nn.Softsign, nn.Hardswish, nn.Hardsigmoid, nn.PReLU,
+                   nn.LogSoftmax, nn.Softmin, nn.Tanhshrink, nn.Softshrink, nn.Hardshrink)
 
     def refuse(self, name: str, module: nn.Module) -> str:
-        return ("an unquantized activation, not supported by the bit-exact export: its output is "
-                "not on a fixed-point grid and hls4ml would approximate it. Fix: remove it from "
-                "the exported network (apply it in software after the FPGA), or replace it by "
-                "nn.ReLU (QuantReLU in a Brevitas model)")
+        return (f"{type(module).__name__} has no bit-exact hls4ml implementation here: its output "
+                "would not match PyTorch's. Fix: use one hls4ml computes exactly (nn.ReLU; "
+                "nn.Sigmoid, nn.Tanh, nn.LeakyReLU as lookup tables / fixed-point arithmetic), "
+                "or apply it in software after the FPGA")
 
 
 register(ReLU())

@@ -178,6 +178,19 @@ class LayerKind:
         onnx_ops: ONNX ops (after qonnx cleanup) this kind exports to.
         onnx_weight_op: (weight kinds) the ONNX op that carries the weight (``MatMul``, ``Conv``).
         grid_ops: torch function names that keep a tensor on its quantizer's grid (trace).
+        exact_ops: torch function names whose result leaves the grid but that hls4ml computes
+            exactly when its result type is wide enough (a sum of two branches): a weight layer
+            fed by such a result gets a searchable input quantizer (trace, ``Supernet.analyse``).
+        derived_types: non-Brevitas module classes this kind derives (a lookup-table
+            activation): ``kind_of`` knows them in derived and exported models.
+        onnx_module_ops: ONNX ops of ``onnx_ops`` that are exact only when exported by one of
+            ``derived_types`` (a ``Sigmoid`` from ``torch.sigmoid`` in ``forward()`` is not the
+            hls4ml lookup table): the export refuses them from anywhere else.
+
+    Roles: ``"weight"``, ``"act"`` (a searchable quantizer, possibly after an operation whose
+    output leaves the grid: average pooling, a lookup-table activation; its bits are searched as
+    ``SearchSpace.act_bits[<module name>]``), ``"fold"`` (folded into the weight layer before it:
+    BatchNorm), ``"passive"`` and ``"refused"``.
     """
 
     name: ClassVar[str] = ""
@@ -189,6 +202,9 @@ class LayerKind:
     onnx_ops: ClassVar[tuple[str, ...]] = ()
     onnx_weight_op: ClassVar[str] = ""  # weight kinds: the ONNX op that carries the weight
     grid_ops: ClassVar[tuple[str, ...]] = ()
+    exact_ops: ClassVar[tuple[str, ...]] = ()
+    derived_types: ClassVar[tuple[type, ...]] = ()
+    onnx_module_ops: ClassVar[tuple[str, ...]] = ()
 
     # ---- the supernet ---------------------------------------------------------------------
     def matches(self, module: nn.Module) -> bool:
@@ -208,6 +224,18 @@ class LayerKind:
         """Why a module of a ``"refused"`` kind cannot be searched, and what to do."""
         return "not supported"
 
+    def exact_op_problem(self, op: str, shapes: list[tuple[int, ...]]) -> str | None:
+        """Why one of this kind's ``exact_ops`` on tensors of these shapes cannot be exported
+        after all (``None``: it can): ``"<the op> -- <why>. Fix: <what to do>"``; the trace then
+        treats it as an inexact op and ``searchable()`` refuses it with that text."""
+        return None
+
+    def check_traced(self, name: str, module: nn.Module, node: Any) -> None:
+        """Called by ``Supernet.analyse`` with the traced node of a searchable module of this
+        kind (``trace.LayerNode``/``ActNode``/``FoldNode``): refuse (``UnsupportedLayerError``
+        naming the module) what only the traced shapes show cannot be exported exactly, and
+        record what ``derive`` needs from them (an adaptive pool's window)."""
+
     # ---- derivation -------------------------------------------------------------------------
     def derive(self, module: nn.Module, choices: dict[str, dict[str, int]], ctx: Any) -> nn.Module:
         """The Brevitas module of the chosen network for supernet module ``module``."""
@@ -220,8 +248,9 @@ class LayerKind:
         "kernel": (layer, "kernel")}`` (only those that exist)."""
         return {}
 
-    def spec(self, ctx: SpecContext, hls: HLSConfig) -> LayerSpec:
-        """The ``LayerSpec`` of a supernet layer under one choice of its cost variables."""
+    def spec(self, ctx: SpecContext, hls: HLSConfig) -> LayerSpec | None:
+        """The ``LayerSpec`` of a supernet layer under one choice of its cost variables
+        (``None``: not costed; the search costs the weight layers today)."""
         raise NotImplementedError(f"{self.name} has no hardware description")
 
     # ---- export -------------------------------------------------------------------------------
@@ -242,9 +271,27 @@ class LayerKind:
         return {}
 
     def conversion_patch(self) -> contextlib.AbstractContextManager:
-        """A context active during hls4ml's conversion (to work around a parser bug of this
-        kind's layers); nothing by default."""
+        """A context active during the QONNX export, its cleanup and hls4ml's conversion (to
+        teach qonnx or hls4ml this kind's ONNX op, or work around a parser bug); nothing by
+        default."""
         return contextlib.nullcontext()
+
+    def hls_node_config(self, node: Any, graph: Any) -> dict[str, Any]:
+        """hls4ml ``LayerName`` entries for an ONNX node of one of this kind's ``onnx_ops``
+        (after qonnx cleanup; ``graph`` is the qonnx ``ModelWrapper``, for shapes), e.g. the
+        table size and type of a lookup-table activation. hls4ml reads a type attribute from a
+        ``"<name>_t"`` key (``"table_t"``), the result and accumulator from ``"Precision"``."""
+        return {}
+
+    def exact_precision(self, layer: Any, inputs: list[Any]) -> dict[str, Any] | None:
+        """The hls4ml precisions an hls4ml layer of one of this kind's ``hls_classes`` needs to
+        compute exactly what PyTorch computes, from its input precisions (hls4ml
+        ``FixedPrecisionType``): ``{"result": (signed, int_bits, frac_bits), "accum": ...}``
+        (``int_bits`` counts the sign bit); ``None``: not this kind's layer. Types a kind
+        chooses itself (a table's, a parameter's) go in ``hls_node_config``. Used by the export
+        to set (and then check) every type between two quantizers: sums, average pooling,
+        lookup tables."""
+        return None
 
     # ---- synthesis sweeps -----------------------------------------------------------------------
     def build_layer(self, spec: LayerSpec, seed: int, bias_bits: int) -> tuple[nn.Module, Tensor]:
@@ -293,6 +340,9 @@ def kind_of(module: nn.Module) -> LayerKind | None:
         return _REGISTRY.get(module.kind)
     for k in _REGISTRY.values():
         if k.is_brevitas(module):
+            return k
+    for k in _REGISTRY.values():
+        if k.derived_types and isinstance(module, k.derived_types):
             return k
     for k in _REGISTRY.values():
         if isinstance(module, k.torch_types):

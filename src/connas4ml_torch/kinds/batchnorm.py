@@ -1,25 +1,35 @@
-"""BatchNorm: ``nn.BatchNorm1d/2d`` and ``fold_batchnorm``, which folds it into the Linear/Conv
-before it (float or Brevitas).
+"""BatchNorm: ``nn.BatchNorm1d/2d`` right after a Linear/Conv, searched with it and folded into it.
 
-Float BatchNorm cannot be exported bit-exactly (hls4ml turns it into a float scale and shift), and
-``searchable()`` refuses it (the BatchNorm kind below says how to fold it).
-Fold it into the layer before it, then fine-tune with quantization awareness so that the folded
-weights settle on the quantizer grids again. (torch.fx's fuser and
-``torch.nn.utils.fusion.fuse_linear_bn_weights`` need a traceable model and eval-mode modules
-as separate arguments; here we find the pairs in the model as written, including custom
-``forward`` code, and use ``torch.nn.utils.fusion`` for the arithmetic.)
+Users train with BatchNorm, and the search changes the widths and bits of the layer under it, so
+it is folded with quantization awareness inside the supernet (``SearchableWeight.fold``): the
+weight layer quantizes ``W * gamma / sigma`` and the folded bias, with the batch statistics in
+training (the running ones are updated as BatchNorm updates them) and the running statistics in
+eval mode. Its statistics are per channel, so a narrower width keeps the first channels' ones.
+``derive`` folds the same way and replaces the BatchNorm by ``nn.Identity``: the derived model is
+a plain QuantLinear/QuantConv with folded weights, equal to the one-hot supernet in eval mode, and
+exported like any other (hls4ml never sees a float BatchNorm).
+
+A BatchNorm not directly after a Linear/Conv (after a ReLU, a sum) is refused at
+``searchable()``, naming it. In a Brevitas model given to the export a float BatchNorm is refused
+(hls4ml would make it a float scale): ``fold_batchnorm`` folds it into the layer before it.
+(torch.fx's fuser and ``torch.nn.utils.fusion.fuse_linear_bn_weights`` need a traceable model and
+eval-mode modules as separate arguments; ``fold_batchnorm`` finds the pairs in the model as
+written, including custom ``forward`` code, and uses ``torch.nn.utils.fusion`` for the
+arithmetic.)
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights, fuse_linear_bn_weights
 
-from connas4ml_torch.errors import ExportError
-from connas4ml_torch.kinds.base import LayerKind, register
+from connas4ml_torch.errors import ExportError, UnsupportedLayerError
+from connas4ml_torch.kinds.base import ArchControl, LayerKind, Searchable, register
 
-__all__ = ["fold_batchnorm", "FOLD_FIX"]
+__all__ = ["fold_batchnorm", "FOLD_FIX", "SearchableBatchNorm"]
 
 _LINEAR = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)  # Brevitas QuantLinear/QuantConv subclass these
 
@@ -136,14 +146,56 @@ FOLD_FIX = ("fold it into the preceding Linear/Conv with connas4ml_torch.export.
             "before quantization-aware fine-tuning, or keep BatchNorm out of the network")
 
 
+class SearchableBatchNorm(Searchable):
+    """The user's BatchNorm in the supernet; the weight layer before it applies it (folded).
+
+    Until ``Supernet.analyse`` links it to that layer (the first traced pass) it is a plain
+    float BatchNorm; after, the identity (the layer's output is already normalized).
+    """
+
+    kind = "BatchNorm"
+
+    def __init__(self, name: str, ctl: ArchControl, bn: nn.Module):
+        super().__init__(name, ctl)
+        self.bn = bn
+        self.folded_into: str | None = None
+
+    def choice_values(self) -> dict[str, tuple[int, ...]]:
+        return {}
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.folded_into is not None:
+            return x
+        with torch.no_grad():  # the statistics the folded thresholds start from
+            dims = [0] + list(range(2, x.dim()))
+            self.seen = (x.mean(dims), x.var(dims, unbiased=False))
+        return self.bn(x)
+
+
 class BatchNorm(LayerKind):
     name = "BatchNorm"
-    role = "refused"
+    role = "fold"
     torch_types = (nn.BatchNorm1d, nn.BatchNorm2d)
+    searchable_type = SearchableBatchNorm
 
-    def refuse(self, name: str, module: nn.Module) -> str:
-        return (f"{name} is a BatchNorm layer. Float BatchNorm breaks the bit-exact export; "
-                f"{FOLD_FIX}")
+    def to_searchable(self, name: str, module: nn.Module, space: Any, ctl: ArchControl):
+        if not module.track_running_stats or module.running_mean is None:
+            raise UnsupportedLayerError(
+                f"searchable(): module {name!r} ({type(module).__name__}) has "
+                "track_running_stats=False: it has no statistics to fold into the layer before "
+                "it for the FPGA. Fix: keep track_running_stats=True (the default)")
+        return SearchableBatchNorm(name, ctl, module)
+
+    def check_traced(self, name: str, module: nn.Module, node: Any) -> None:
+        if node.src is None:  # analyse: not the direct output of a weight layer
+            raise UnsupportedLayerError(
+                f"searchable(): module {name!r} ({type(module.bn).__name__}) does not directly "
+                "follow a Linear/Conv; a BatchNorm is folded into the layer before it for the "
+                "FPGA, so nothing may come between them. Fix: apply it right after the "
+                "nn.Linear/nn.Conv output (before the activation), or remove it")
+
+    def derive(self, mod: nn.Module, choices: dict[str, dict[str, int]], ctx: Any = None):
+        return nn.Identity()  # folded into the derived weight layer before it
 
     def check_export(self, name: str, module: nn.Module) -> None:
         raise ExportError(f"module {name!r} ({type(module).__name__}) is a float BatchNorm: hls4ml "

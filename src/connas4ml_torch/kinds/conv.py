@@ -9,11 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from connas4ml_torch.errors import ExportError, UnsupportedLayerError
-from connas4ml_torch.kinds._weights import SearchableWeight, WeightKind, label, quant_kwargs
+from connas4ml_torch.kinds._weights import (
+    SearchableWeight,
+    WeightKind,
+    brevitas_start,
+    label,
+    quant_kwargs,
+    user_input_quant,
+)
 from connas4ml_torch.kinds.base import ArchControl, SpecContext, register
 
 
@@ -57,6 +65,12 @@ class SearchableConv(SearchableWeight):
                        self.dilation, self.groups)
         return self._mask(y)
 
+    def raw(self, x: Tensor, w: Tensor) -> Tensor:
+        if self.alpha_kernel is not None:  # the kernel sizes the choice mixes, as forward
+            p = self.ctl.probs(self.alpha_kernel, self.name, "kernel")
+            w = w * torch.tensordot(p, self.kernel_masks, dims=1)
+        return self._conv(x, w, None, self.stride, self.padding, self.dilation, self.groups)
+
 
 class Conv(WeightKind):
     """One kind per dimensionality (``Conv1D``, ``Conv2D``); the code is shared."""
@@ -82,9 +96,13 @@ class Conv(WeightKind):
                 f"searchable(): {name} ({type(module).__name__}) uses groups={module.groups}, "
                 f"padding_mode={module.padding_mode!r}; only groups=1 with zero padding is "
                 "supported")
-        return SearchableConv(name, ctl, module, space.widths_for(name, module.out_channels),
-                              space.weight_bits_for(name), space.bias_bits,
-                              space.kernels_for(name, module.kernel_size[0]))
+        wbits, t = (brevitas_start(name, module, space) if self.is_brevitas(module)
+                    else (space.weight_bits_for(name), None))
+        new = SearchableConv(name, ctl, module, space.widths_for(name, module.out_channels),
+                             wbits, space.bias_bits, space.kernels_for(name, module.kernel_size[0]))
+        if self.is_brevitas(module):
+            user_input_quant(name, module, new, space, ctl)
+        return new.start_from(t)
 
     def derive(self, mod: SearchableConv, choices: dict[str, dict[str, int]], ctx: Any):
         from brevitas.nn import QuantConv1d, QuantConv2d
@@ -99,7 +117,8 @@ class Conv(WeightKind):
         cls = QuantConv1d if mod.dims == 1 else QuantConv2d
         new = cls(w.shape[1], w.shape[0], kernel_size=tuple(w.shape[2:]), stride=mod.stride,
                   padding=padding_for(k, mod.padding, full_k), dilation=mod.dilation,
-                  **quant_kwargs(ch["weight_bits"], mod.bias_bits))
+                  **quant_kwargs(ch["weight_bits"], mod.bias_bits),
+                  **self.input_kwargs(mod, choices))
         return self.finish(new, mod, w, b)
 
     def spec(self, ctx: SpecContext, hls: Any):

@@ -7,7 +7,13 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from connas4ml_torch.kinds._weights import SearchableWeight, WeightKind, quant_kwargs
+from connas4ml_torch.kinds._weights import (
+    SearchableWeight,
+    WeightKind,
+    brevitas_start,
+    quant_kwargs,
+    user_input_quant,
+)
 from connas4ml_torch.kinds.base import ArchControl, SpecContext, register
 
 
@@ -24,6 +30,9 @@ class SearchableLinear(SearchableWeight):
     def forward(self, x: Tensor) -> Tensor:
         return self._mask(F.linear(x, self.quant_weight(), self.quant_bias()))
 
+    def raw(self, x: Tensor, w: Tensor) -> Tensor:
+        return F.linear(x, w)
+
 
 class Dense(WeightKind):
     name = "Dense"
@@ -35,15 +44,21 @@ class Dense(WeightKind):
     onnx_weight_op = "MatMul"
 
     def to_searchable(self, name: str, module: nn.Linear, space: Any, ctl: ArchControl):
-        return SearchableLinear(name, ctl, module, space.widths_for(name, module.out_features),
-                                space.weight_bits_for(name), space.bias_bits)
+        wbits, t = (brevitas_start(name, module, space) if self.is_brevitas(module)
+                    else (space.weight_bits_for(name), None))
+        new = SearchableLinear(name, ctl, module, space.widths_for(name, module.out_features),
+                               wbits, space.bias_bits)
+        if self.is_brevitas(module):
+            user_input_quant(name, module, new, space, ctl)
+        return new.start_from(t)
 
     def derive(self, mod: SearchableLinear, choices: dict[str, dict[str, int]], ctx: Any):
         from brevitas.nn import QuantLinear
 
         w, b = self.sliced(mod, choices[mod.name], ctx.in_width, ctx.block)
         new = QuantLinear(w.shape[1], w.shape[0],
-                          **quant_kwargs(choices[mod.name]["weight_bits"], mod.bias_bits))
+                          **quant_kwargs(choices[mod.name]["weight_bits"], mod.bias_bits),
+                          **self.input_kwargs(mod, choices))
         return self.finish(new, mod, w, b)
 
     def spec(self, ctx: SpecContext, hls: Any):

@@ -48,38 +48,16 @@ class MaxPool(LayerKind):
         self.check_export(name, module)
         return None
 
-    @contextlib.contextmanager
-    def conversion_patch(self) -> Iterator[None]:
-        """Work around hls4ml 1.3.0's ONNX parser for 1-D pooling (during our conversion only).
+    def conversion_patch(self) -> contextlib.AbstractContextManager:
+        return pool_1d_patch("MaxPool")
 
-        Its ``parse_pool_layer`` reads a channels-last (N, L, C) input as (N, C, L) and never sets
-        ``pad_left``/``pad_right``, so every QONNX model with MaxPool1d fails to convert
-        ('Attribute "pad_left" of layer MaxPool_0 (Pooling1D) not set'). We wrap the handler and
-        fix the 1-D fields; 2-D pooling is untouched. Bit-exactness of the result is checked by
-        the Conv1d + MaxPool1d export test.
-        """
-        # the module, not the function of the same name that hls4ml.converters re-exports
-        onnx_to_hls = importlib.import_module("hls4ml.converters.onnx_to_hls")
-        original = onnx_to_hls.layer_handlers.get("MaxPool")
-        if original is None:
-            yield
-            return
-
-        def handler(node: Any, input_names: Any, input_shapes: Any, graph: Any) -> dict:
-            layer = original(node, input_names, input_shapes, graph)
-            if layer.get("class_name") == "MaxPooling1D" and "pad_left" not in layer:
-                pads = list(layer.get("pads") or [0, 0])
-                n_in, n_filt = int(input_shapes[0][1]), int(input_shapes[0][2])
-                k, stride = int(layer["pool_width"]), int(layer["stride_width"])
-                layer.update(n_in=n_in, n_filt=n_filt, pad_left=int(pads[0]),
-                             pad_right=int(pads[-1]), n_out=(n_in + int(sum(pads)) - k) // stride + 1)
-            return layer
-
-        onnx_to_hls.layer_handlers["MaxPool"] = handler
-        try:
-            yield
-        finally:
-            onnx_to_hls.layer_handlers["MaxPool"] = original
+    def exact_precision(self, layer: Any, inputs: list[Any]) -> dict[str, Any] | None:
+        """A max of grid values is one of them: the input type holds it."""
+        if layer.class_name not in self.hls_classes or not inputs or \
+                str(layer.get_attr("pool_op", "")).lower() != "max":
+            return None
+        p = inputs[0]
+        return {"result": (bool(p.signed), int(p.integer), int(p.width) - int(p.integer))}
 
     def check_export(self, name: str, m: nn.Module) -> None:
         bad = self.problems(m)
@@ -87,6 +65,40 @@ class MaxPool(LayerKind):
             raise ExportError(
                 f"module {label(name)} ({type(m).__name__}) uses {', '.join(bad)}, which the "
                 "hls4ml export does not support. Fix: use padding=0, dilation=1, ceil_mode=False.")
+
+
+@contextlib.contextmanager
+def pool_1d_patch(op_type: str) -> Iterator[None]:
+    """Work around hls4ml 1.3.0's ONNX parser for 1-D pooling (during our conversion only).
+
+    Its ``parse_pool_layer`` reads a channels-last (N, L, C) input as (N, C, L) and never sets
+    ``pad_left``/``pad_right``, so every QONNX model with a 1-D ``op_type`` (``MaxPool``,
+    ``AveragePool``) fails to convert ('Attribute "pad_left" of layer MaxPool_0 (Pooling1D) not
+    set'). We wrap the handler and fix the 1-D fields; 2-D pooling is untouched. Bit-exactness of
+    the result is checked by the Conv1d + MaxPool1d export test.
+    """
+    # the module, not the function of the same name that hls4ml.converters re-exports
+    onnx_to_hls = importlib.import_module("hls4ml.converters.onnx_to_hls")
+    original = onnx_to_hls.layer_handlers.get(op_type)
+    if original is None:
+        yield
+        return
+
+    def handler(node: Any, input_names: Any, input_shapes: Any, graph: Any) -> dict:
+        layer = original(node, input_names, input_shapes, graph)
+        if str(layer.get("class_name", "")).endswith("Pooling1D") and "pad_left" not in layer:
+            pads = list(layer.get("pads") or [0, 0])
+            n_in, n_filt = int(input_shapes[0][1]), int(input_shapes[0][2])
+            k, stride = int(layer["pool_width"]), int(layer["stride_width"])
+            layer.update(n_in=n_in, n_filt=n_filt, pad_left=int(pads[0]),
+                         pad_right=int(pads[-1]), n_out=(n_in + int(sum(pads)) - k) // stride + 1)
+        return layer
+
+    onnx_to_hls.layer_handlers[op_type] = handler
+    try:
+        yield
+    finally:
+        onnx_to_hls.layer_handlers[op_type] = original
 
 
 class AdaptiveMaxPool(LayerKind):

@@ -3,8 +3,10 @@
 Each searchable module is replaced by what its layer kind derives (connas4ml_torch.kinds):
 weights are sliced from the shared tensors (the first ``w`` output channels of each layer and,
 in the layer that consumes them, the matching input channels, channel-major blocks after a
-flatten), conv kernels centre-cropped, thresholds copied. With the same choices the derived
-model computes exactly what the supernet computes.
+flatten), conv kernels centre-cropped, BatchNorms folded (and replaced by ``nn.Identity``),
+thresholds copied; an operation with its own quantizer (average pooling, a lookup-table
+activation) becomes ``nn.Sequential(op=..., quant=QuantIdentity)``. With the same choices the
+derived model computes exactly what the supernet computes (in eval mode).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ def derive_model(supernet, choices: dict[str, dict[str, int]]) -> DerivedNet:
     for qual, mod in net.named_modules():
         if not isinstance(mod, Searchable):
             continue
+        if any(qual.startswith(q + ".") for q in replacements):
+            continue  # owned by the module around it (a weight layer's input quantizer)
         kind = searchable_kind(mod)
         ctx = DeriveContext()
         if kind.role == "weight":

@@ -50,9 +50,13 @@ class SearchSpace:
 
     Args:
         width: output widths (neurons / filters) per layer; layers not named keep their width.
-        weight_bits: weight bit widths (list for all layers, or per-layer dict).
-        act_bits: activation bit widths of each ReLU (by the ReLU module's name) and of the
-            input quantizer (key ``"input"``).
+        weight_bits: weight bit widths (list for all layers, or per-layer dict); layers not
+            named get 8 bits, or a Brevitas layer's own bit width.
+        act_bits: activation bit widths of each quantizer, by module name: ReLUs and the other
+            activations (Sigmoid, Tanh, LeakyReLU), average pools (their output is quantized),
+            the input quantizer (``"input"``) and the input quantizer a weight layer gets when
+            its input is a sum (``"<layer>.input_quant"``); default 8 bits, or a Brevitas
+            quantizer's own.
         kernel: kernel sizes per conv layer (centre-cropped super-kernel; needs 'same' padding).
         bias_bits: bit width of the quantized biases (fixed, not searched).
         tie: groups of layer names whose widths must be equal (ties found from residual adds are
@@ -60,8 +64,8 @@ class SearchSpace:
     """
 
     width: dict[str, list[int]] = field(default_factory=dict)
-    weight_bits: Any = (8,)
-    act_bits: Any = (8,)
+    weight_bits: Any = None
+    act_bits: Any = None
     kernel: dict[str, list[int]] = field(default_factory=dict)
     bias_bits: int = 8
     tie: list[list[str]] = field(default_factory=list)
@@ -109,11 +113,13 @@ class SearchSpace:
             )
         return found
 
-    def weight_bits_for(self, name: str) -> tuple[int, ...]:
-        return self._lookup(self._wbits, name) or (8,)
+    def weight_bits_for(self, name: str, default: tuple[int, ...] = (8,)) -> tuple[int, ...]:
+        """Weight bit choices of layer ``name``; ``default`` when the space does not name it."""
+        return self._lookup(self._wbits, name) or tuple(default)
 
-    def act_bits_for(self, name: str) -> tuple[int, ...]:
-        return self._lookup(self._abits, name) or (8,)
+    def act_bits_for(self, name: str, default: tuple[int, ...] = (8,)) -> tuple[int, ...]:
+        """Activation bit choices of quantizer ``name``; ``default`` when not named."""
+        return self._lookup(self._abits, name) or tuple(default)
 
     def kernels_for(self, name: str, default: int) -> tuple[int, ...]:
         found = self._lookup(self._kernel, name)

@@ -15,10 +15,16 @@ from connas4ml_torch.kinds import (
     ArchControl,
     Searchable,
     choice_argmax,
+    kind_of,
     require_kind,
     searchable_kind,
 )
+from connas4ml_torch.kinds import (
+    kinds as registered_kinds,
+)
 from connas4ml_torch.kinds.activation import SearchableAct
+from connas4ml_torch.kinds.batchnorm import SearchableBatchNorm
+from connas4ml_torch.quant import log2_threshold_for
 from connas4ml_torch.space.spec import INPUT, SearchSpace
 from connas4ml_torch.space.trace import Graph, trace_graph
 
@@ -46,6 +52,7 @@ def _convert(model: nn.Module, space: SearchSpace, ctl: ArchControl) -> None:
     """Replace the modules of ``model`` in place by what their layer kind makes of them; refuse
     any module without a kind, naming it (the registry: connas4ml_torch.kinds)."""
     skip: list[str] = []
+    replacements: list[tuple[str, nn.Module]] = []
     for name, mod in list(model.named_modules()):
         if any(name.startswith(p + ".") for p in skip):
             continue
@@ -59,13 +66,17 @@ def _convert(model: nn.Module, space: SearchSpace, ctl: ArchControl) -> None:
                     f"searchable(): the model holds parameters of its own ({own[0][0]}); put "
                     "them in layers (nn.Linear, nn.Conv...)")
             continue
-        k = None if _is_container(mod) else require_kind(name, mod, "searchable()")
-        if k is None:
+        # a kind first: a Brevitas QuantIdentity has no parameters of its own but is a layer
+        k = kind_of(mod)
+        if k is None and _is_container(mod):
             continue
+        k = require_kind(name, mod, "searchable()")
         skip.append(name)  # a kind owns its module and everything inside it
         new = k.to_searchable(name, mod, space, ctl)
         if new is not None:
-            _set_child(model, name, new)
+            replacements.append((name, new))
+    for name, new in replacements:  # only once every module was accepted: a refusal leaves
+        _set_child(model, name, new)  # the user's model as it was
 
 
 class Supernet(nn.Module):
@@ -84,10 +95,11 @@ class Supernet(nn.Module):
         _convert(model, space, self.control)
         self.input_quant = SearchableAct(INPUT, self.control, space.act_bits_for(INPUT), relu=False)
         self.net = model
-        space.check_patterns(self._looked_up())
         self.graph: Graph | None = None
         if example_input is not None:
             self.analyse(example_input)
+        else:  # quantizers analyse() may add are checked when it runs
+            space.check_patterns(self._looked_up(potential=True))
 
     # ---- structure ---------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
@@ -99,14 +111,18 @@ class Supernet(nn.Module):
         self.control.samples.clear()  # "reinforce": one fresh network per forward pass
         return self.net(self.input_quant(x))
 
-    def _looked_up(self) -> dict[str, set[str]]:
+    def _looked_up(self, potential: bool = False) -> dict[str, set[str]]:
         """Which module names each SearchSpace field was asked about (unmatched patterns are
-        typos: SearchSpace.check_patterns refuses them)."""
+        typos: SearchSpace.check_patterns refuses them). ``potential``: also the input
+        quantizers ``analyse`` may add (before it ran)."""
         mods = self.searchable_modules()
         weights = {n for n, m in mods.items() if searchable_kind(m).role == "weight"}
+        acts = {n for n, m in mods.items() if searchable_kind(m).role == "act"}
+        if potential:
+            acts |= {f"{n}.input_quant" for n in weights}
         return {"width": weights, "weight_bits": weights,
                 "kernel": {n for n in weights if hasattr(mods[n], "kernel_size")},
-                "act_bits": {n for n, m in mods.items() if searchable_kind(m).role == "act"}}
+                "act_bits": acts}
 
     def searchable_modules(self) -> dict[str, Searchable]:
         """Every searchable module by the user's name (the input quantizer is ``"input"``)."""
@@ -124,9 +140,31 @@ class Supernet(nn.Module):
 
     @torch.no_grad()
     def analyse(self, example_input: Tensor, lazy: bool = False) -> Graph:
-        """Trace the model once: connectivity, shapes, ties, output layers; initialise thresholds."""
-        graph = trace_graph(self, example_input, self._body)
+        """Trace the model: connectivity, shapes, ties, output layers; initialise thresholds.
+
+        What the trace shows is completed once, then traced again: a BatchNorm is folded into
+        the weight layer it directly follows, a weight layer whose input is exact but off the
+        grid (a residual sum) gets a searchable input quantizer (``<layer>.input_quant``), an
+        operation-then-quantizer module (average pooling) gets an unsigned grid when its input
+        is never negative. Anything hls4ml cannot reproduce exactly (``torch.tanh`` in
+        ``forward()``) is refused naming the op. BatchNorm running statistics are left as
+        they were (the traces are not training steps).
+        """
+        saved = [(b, {k: v.clone() for k, v in b.bn.state_dict().items()})
+                 for b in self.net.modules() if isinstance(b, SearchableBatchNorm)]
+        try:
+            graph = trace_graph(self, example_input, self._body)
+            if self._complete(graph):
+                graph = trace_graph(self, example_input, self._body)
+        finally:
+            for b, state in saved:
+                b.bn.load_state_dict(state)
         mods = self.searchable_modules()
+        for name, node in list(graph.layers.items()) + list(graph.acts.items()):
+            searchable_kind(mods[name]).check_traced(name, mods[name], node)
+        for name, node in graph.passives.items():  # kept modules: their kind may refuse shapes
+            module = self.net.get_submodule(name)
+            kind_of(module).check_traced(name, module, node)
         for node in graph.layers.values():
             if node.opaque and len(mods_widths(mods, node.producer)) > 1:
                 raise ValueError(
@@ -134,12 +172,8 @@ class Supernet(nn.Module):
                     f"operation the search cannot follow ({node.opaque}); use nn.Flatten / "
                     f"x.flatten(1), or keep the width of {node.producer} fixed"
                 )
-            if node.in_quant is None:
-                raise UnsupportedLayerError(
-                    f"{node.name}: its input is not quantized ({node.off_grid or 'unknown op'}). "
-                    "Every weight layer must be fed by the input or by an activation module "
-                    "such as nn.ReLU: functional ops, sums or pooling that averages in between "
-                    "leave the fixed-point grid")
+            if node.in_quant is None:  # _complete gave it a quantizer unless inexact
+                raise _inexact(node.name, node.in_inexact or node.off_grid or "an unknown op")
             if node.is_output and len(mods[node.name].widths) > 1:
                 raise ValueError(f"{node.name} produces the model output: its width cannot be "
                                  "searched; remove it from SearchSpace.width")
@@ -152,7 +186,45 @@ class Supernet(nn.Module):
         for group in groups:
             self._tie(group, mods, lazy)
         self.graph = graph
+        self.space.check_patterns(self._looked_up())
         return graph
+
+    def _complete(self, graph: Graph) -> bool:
+        """Fold BatchNorms, add input quantizers, set op quantizers' signs; whether anything
+        changed (the model is then traced again)."""
+        mods = self.searchable_modules()
+        changed = False
+        for name, node in graph.folds.items():
+            bn = mods[name]
+            if node.src not in graph.layers:
+                node.src = None
+            searchable_kind(bn).check_traced(name, bn, node)
+            if bn.folded_into is None:
+                layer = mods[node.src]
+                if layer.bn is not None:
+                    raise UnsupportedLayerError(
+                        f"searchable(): BatchNorms {layer.bn.name!r} and {name!r} both follow "
+                        f"{node.src!r}; only one can be folded into it")
+                _link_batchnorm(layer, bn)
+                changed = True
+        for name, node in graph.acts.items():
+            m = mods[name]
+            if name != INPUT and node.in_inexact:
+                raise _inexact(name, node.in_inexact)
+            if getattr(m, "auto_sign", False) and m.signed == node.in_nonneg:
+                m.set_signed(not node.in_nonneg)  # an average of ReLU outputs: unsigned grid
+                changed = True
+        for name, node in graph.layers.items():
+            m = mods[name]
+            if node.in_quant is not None or node.in_inexact or m.input_quant is not None:
+                continue  # on a grid; or refused by analyse, naming the op
+            qname = f"{name}.input_quant"
+            m.attach_input_quant(SearchableAct(qname, self.control, self.space.act_bits_for(qname),
+                                               relu=node.in_nonneg))
+            changed = True
+        if graph.output_inexact:
+            raise _inexact("the model output", graph.output_inexact)
+        return changed
 
     def _tie(self, group: set, mods: dict[str, Searchable], lazy: bool) -> None:
         names = sorted(n for n in group if n is not None)
@@ -284,6 +356,44 @@ class Supernet(nn.Module):
         for layer, kinds in (choices or {}).items():
             full[layer].update(kinds)
         return derive_model(self, full)
+
+
+def _exact_modules() -> str:
+    names = []
+    for k in registered_kinds():
+        if k.role in ("act", "fold", "passive") and k.torch_types:
+            names += [f"nn.{t.__name__}" for t in k.torch_types]
+    return ", ".join(dict.fromkeys(names))
+
+
+def _inexact(where: str, reason: str) -> UnsupportedLayerError:
+    """The error for an op hls4ml cannot reproduce exactly: it names the op first (a kind may
+    give its own explanation after `` -- ``)."""
+    op, _, why = reason.partition(" -- ")
+    if why:
+        return UnsupportedLayerError(f"{op} (feeding {where!r}) cannot be exported: {why}")
+    return UnsupportedLayerError(
+        f"{reason} (feeding {where!r}) has no bit-exact hls4ml counterpart: the FPGA would "
+        "compute something else (a lookup table, a default precision). Fix: use a module the "
+        f"search implements exactly ({_exact_modules()}) instead of the functional op, or apply "
+        "it outside the exported network")
+
+
+@torch.no_grad()
+def _link_batchnorm(layer: Searchable, bn: SearchableBatchNorm) -> None:
+    """Fold ``bn`` into ``layer`` from now on; thresholds cover the folded weights and bias under
+    the statistics of the traced batch."""
+    from connas4ml_torch.kinds._weights import fold_factors
+
+    layer.fold(bn)
+    bn.folded_into = layer.name
+    seen = getattr(bn, "seen", None)
+    scale, mean = fold_factors(bn.bn, *seen) if seen is not None else fold_factors(bn.bn)
+    layer._fold_now = (scale, mean)
+    w, b = layer.effective_weight(), layer.effective_bias()
+    layer._fold_now = None
+    layer.weight_log2_threshold.fill_(log2_threshold_for(float(w.abs().max())))
+    layer.bias_log2_threshold.fill_(log2_threshold_for(float(b.abs().max())))
 
 
 def mods_widths(mods: dict[str, Searchable], name: str) -> tuple[int, ...]:
