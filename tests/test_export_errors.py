@@ -10,7 +10,7 @@ from torch import nn
 
 from connas4ml_torch.export import ExportError, convert, export_to_hls, fold_batchnorm, layer_specs
 from connas4ml_torch.export.checks import check_exportable
-from connas4ml_torch.export.hls import required_result_type, result_type_covers
+from connas4ml_torch.export.precision import required_result_type, result_type_covers
 from connas4ml_torch.hardware.config import HLSConfig
 from connas4ml_torch.quant import FixedPointBias, FixedPointWeight
 

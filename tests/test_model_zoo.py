@@ -61,7 +61,7 @@ def run(model: nn.Module, x: torch.Tensor, space: cn.SearchSpace, cost, tmp_path
         opt.step()
     derived = search.derive().eval()
     sn.eval()
-    with torch.no_grad(), sn.fixed(search.chosen):
+    with torch.no_grad(), sn.fixed(derived.choices):
         a = sn(x)
     with torch.no_grad():
         b = derived(x)
