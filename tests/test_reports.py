@@ -89,11 +89,13 @@ def test_hls4ml_ci_json(reports_dir) -> None:
 # ---- the whole corpus -------------------------------------------------------------------------
 def test_corpus_counts(corpus) -> None:
     scan = corpus.attrs["scan"]
-    # 99 top-level csynth reports (70 xml + 29 rpt-only) + 50 hls4ml CI JSON summaries
-    assert scan["model_reports"] == 149
-    assert scan["projects"] == 149
-    assert scan["layer_reports"] == 1180
-    assert (corpus["level"] == "layer").sum() == 1180
+    # 101 top-level csynth reports (72 xml + 29 rpt-only) + 50 hls4ml CI JSON summaries; two
+    # conifer trees name their top only by the <name>_prj folder / solution data file (were
+    # counted as layer rows before the reader looked there: 149 model, 1180 layer rows)
+    assert scan["model_reports"] == 151
+    assert scan["projects"] == 151
+    assert scan["layer_reports"] == 1178
+    assert (corpus["level"] == "layer").sum() == 1178
     # 4 oneAPI ndjson files (not Xilinx) are skipped, each with its reason
     assert scan["skipped"] == len(scan["skipped_files"]) == 4
     assert all(p.endswith(".ndjson") and "oneAPI" in r for p, r in scan["skipped_files"])
@@ -203,7 +205,9 @@ def test_small_parsers() -> None:
         == ("Dense", "Latency", 8, 12, 5)
     fn = parse_function_name("dense_array_ap_ufixed_32u_array_ap_fixed_19_12_5_3_0_32u_config9_s")
     assert fn["io_type"] == "io_stream" and fn.get("input_bits") is None and fn["result_bits"] == 19
-    assert parse_function_name("relu_ap_fixed_16_6_5_3_0_ap_fixed_16_6_5_3_0_relu_config4_s")["layer_type"] == "other"
+    # layers other than Dense/Conv carry their hls4ml class (was "other" before)
+    relu = parse_function_name("relu_ap_fixed_16_6_5_3_0_ap_fixed_16_6_5_3_0_relu_config4_s")
+    assert (relu["layer_type"], relu["activation"]) == ("Activation", "relu")
 
 
 def test_hls4ml_config_with_custom_tags(tmp_path) -> None:
