@@ -55,9 +55,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def heldout_splits(df: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame, pd.DataFrame]]:
     """(source, everything else, the source) for every source with something to evaluate."""
-    lay, _ = layer_table(df)
+    _, Y = layer_table(df)
     projects = project_layers(df)
-    useful = set(lay["source_repo"]) if "source_repo" in lay else set()
+    useful = set(Y["source_repo"]) if "source_repo" in Y else set()
     useful |= {p["source_repo"] for p in projects if p["complete"]}
     for s in sorted(useful):
         yield s, df[df["source_repo"] != s], df[df["source_repo"] == s]
@@ -70,25 +70,35 @@ def _ape(y: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 def layer_errors(model: ResourceModel, test: pd.DataFrame, source: str) -> pd.DataFrame:
     """One row per (held-out layer, target): truth, prediction, 90% bounds, DSP bound."""
+    if len(test) > 3000:  # a per-layer table source (N-TORC): a fixed sample keeps this fast
+        test = test.sample(3000, random_state=0)
     frame, Y = layer_table(test)
     if frame.empty:
         return pd.DataFrame()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", OutOfDomainWarning)
         P, lo, hi = model.predict(frame), model.predict(frame, 0.05), model.predict(frame, 0.95)
+        # the same layers with their weight statistics hidden: what the feature changes
+        blind = frame.assign(n_nonzero_weights=np.nan, csd_digits=np.nan)
+        Pb = model.predict(blind)
+    known = frame["n_nonzero_weights"].notna().to_numpy() if "n_nonzero_weights" in frame else \
+        np.zeros(len(frame), bool)
     bound = design(frame)["dsp_max"]
     recs = []
     for t in ALL:
         for i in range(len(frame)):
             recs.append({"source": source, "target": t, "kind": frame["layer_type"].iat[i],
                          "y": Y[t].iat[i], "p": P[t].iat[i], "lo": lo[t].iat[i], "hi": hi[t].iat[i],
-                         "dsp_bound": bound[i]})
+                         "dsp_bound": bound[i], "weights_known": bool(known[i]),
+                         "p_without_weights": Pb[t].iat[i]})
     return pd.DataFrame(recs)
 
 
 def project_errors(model: ResourceModel, test: pd.DataFrame, source: str) -> pd.DataFrame:
     """One row per (held-out model-level report, target), with ``complete``."""
     P = model.predict_projects(test)
+    if P.empty:
+        return pd.DataFrame()
     recs = []
     for _, r in P[P["n_layers"] > 0].iterrows():
         for t in ALL:
@@ -104,32 +114,40 @@ def _reports_of(test: pd.DataFrame) -> list[pd.DataFrame]:
     for _src, g in test.groupby("source"):
         if (g["level"] == "model").any() or g.get("format", pd.Series([""])).iloc[0] != "csv":
             out.append(g)
-        else:
+        else:  # a table source: a fixed sample of 200 rows, one report each
+            g = g.sample(min(len(g), 200), random_state=0)
             out.extend(g.iloc[[i]] for i in range(len(g)))
     return out
 
 
 def calibration_curve(model: ResourceModel, test: pd.DataFrame, source: str, draws: int,
                       ks=(0, 1, 2, 3, 4, 5)) -> list[dict]:
-    """Median APE on the source's remaining reports after calibrating on k of them."""
+    """Median APE on a held-out source's other reports after ``calibrate()`` on k of them.
+
+    Per draw, up to five reports form the calibration pool and the rest are the fixed test set;
+    k = 0..5 calibrate on the pool's first k, so every k is scored on the same reports. Scored
+    at model level (complete projects) where the test set has them, else at layer level."""
     reports = _reports_of(test)
     complete = {p["source"] for p in project_layers(test) if p["complete"]}
     if len(reports) < 2:
         return []
     rng = np.random.default_rng(0)
     recs = []
-    for k in ks:
-        if k >= len(reports):
-            break
-        for d in range(draws if k else 1):
-            pick = rng.choice(len(reports), k, replace=False) if k else np.array([], int)
-            cal = pd.concat([reports[i] for i in pick]) if k else None
-            rest = pd.concat([reports[i] for i in range(len(reports)) if i not in set(pick)])
+    for d in range(draws):
+        order = rng.permutation(len(reports))
+        pool_n = min(5, len(reports) - 1)
+        pool, rest_i = order[:pool_n], order[pool_n:]
+        rest = pd.concat([reports[i] for i in rest_i])
+        lev = "model" if complete & set(rest["source"]) else "layer"
+        for k in ks:
+            if k > pool_n:
+                break
             m = copy.deepcopy(model)
-            if cal is not None:
-                m.calibrate(cal)
-            lev = "model" if complete & set(rest["source"]) else "layer"
+            if k:
+                m.calibrate(pd.concat([reports[i] for i in pool[:k]]))
             E = project_errors(m, rest, source) if lev == "model" else layer_errors(m, rest, source)
+            if E.empty:
+                continue
             if lev == "model":
                 E = E[E["complete"]]
             for t in TARGETS:
@@ -215,7 +233,8 @@ def _summ(E: pd.DataFrame, key: str, figures: dict, label: str, lines: list[str]
             figures[f"{key}_{t}_median_of_source_medians_ape_pct"] = round(float(np.median(meds)), 1)
             if np.isfinite(cov):
                 figures[f"{key}_{t}_coverage90_pct"] = round(cov, 1)
-        cells.append(f"{np.median(e):.0f} ({len(e)})" if len(e) else "-")
+        cells.append(f"{np.median(e):.0f} [{figures[f'{key}_{t}_median_of_source_medians_ape_pct']:.0f}] "
+                     f"({len(e)})" if len(e) else "-")
         if np.isfinite(cov):
             cells[-1] += f" / {cov:.0f}%"
     lines.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -237,6 +256,8 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--draws", type=int, default=5, help="random calibration sets per k")
     ap.add_argument("--old-ref", default="571d9c8", help="git ref of the old default model")
+    ap.add_argument("--sources", default="", help="comma-separated held-out sources (default: all)")
+    ap.add_argument("--no-shipped", action="store_true", help="skip the shipped-defaults comparison")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     if not args.data.is_dir():
@@ -245,7 +266,10 @@ def main() -> int:
     t0 = time.perf_counter()
     df = load_corpus(args.data)
     Ls, Ms, curve = [], [], []
+    only = {x for x in args.sources.split(",") if x}
     for s, train, test in heldout_splits(df):
+        if only and s not in only:
+            continue
         m = ResourceModel().fit(train)
         Ls.append(layer_errors(m, test, s))
         Ms.append(project_errors(m, test, s))
@@ -258,7 +282,8 @@ def main() -> int:
                      "model_level_projects_complete": int(M[M["complete"]]["project"].nunique()),
                      "model_level_projects_all": int(M["project"].nunique())}
     lines = ["Leave-one-source-out over the report corpus (all sources; whole sources held out). "
-             "Cells: median APE % (rows) / 90% interval coverage.", "",
+             "Cells: median APE % over held-out rows [median of the per-source medians] (rows) / 90% "
+             "interval coverage.", "",
              "| level (held-out rows) | " + " | ".join(TARGETS) + " |",
              "|---|" + "---|" * len(TARGETS)]
     _summ(M[M["complete"]], "model_loso_complete", figures, "model, complete projects (headline)", lines)
@@ -268,24 +293,41 @@ def main() -> int:
           "layer, Dense/Conv only", lines)
     _summ(L[L["source"] != "HeRCLab+N-TORC"], "layer_loso_reports", figures,
           "layer, report sources (no N-TORC tables)", lines)
+    W = L[L["weights_known"]]
+    if len(W):
+        lines += ["", "Weight statistics (non-zero weights from parameters.h; layers where known, "
+                  "held out): median APE % with / without them:", "",
+                  "| target | rows | with | without |", "|---|---|---|---|"]
+        for t in ("LUT", "FF", "DSP", "latency"):
+            g = W[W["target"] == t]
+            a = _ape(g["y"].to_numpy(float), g["p"].to_numpy(float))
+            b = _ape(g["y"].to_numpy(float), g["p_without_weights"].to_numpy(float))
+            if len(a):
+                figures[f"weights_known_{t}_median_ape_pct"] = round(float(np.median(a)), 1)
+                figures[f"weights_hidden_{t}_median_ape_pct"] = round(float(np.median(b)), 1)
+                lines.append(f"| {t} | {len(a)} | {np.median(a):.0f} | {np.median(b):.0f} |")
     figures["impossible_predictions"] = _impossible(L, M)
     lines += ["", f"Impossible predictions (negative, DSP above the bound, latency/II < 1): "
               f"{figures['impossible_predictions']} of {len(L) + len(M)}.", ""]
-    if not C.empty:
-        lines += ["Few-shot `calibrate()` on k reports of the held-out source, median APE % on its "
-                  "other reports (median over draws, then over sources):", "",
-                  "| target | " + " | ".join(f"k={k}" for k in sorted(C["k"].unique())) + " | sources |",
-                  "|---|" + "---|" * (C["k"].nunique() + 1)]
+    for lev in ("model", "layer"):
+        Cl = C[C["level"] == lev] if not C.empty else C
+        if Cl.empty:
+            continue
+        lines += ["", f"Few-shot `calibrate()` on k reports of the held-out source, {lev} level: "
+                  "median APE % on the source's other reports (the same test reports for every k; "
+                  "median over draws, then over sources):", "",
+                  "| target | " + " | ".join(f"k={k}" for k in sorted(Cl["k"].unique())) + " | sources |",
+                  "|---|" + "---|" * (Cl["k"].nunique() + 1)]
         for t in TARGETS:
-            g = C[C["target"] == t].groupby(["source", "k"])["median_ape"].median().unstack()
+            g = Cl[Cl["target"] == t].groupby(["source", "k"])["median_ape"].median().unstack()
             if g.empty:
                 continue
             vals = [float(np.median(g[k].dropna())) for k in g.columns]
             for k, v in zip(g.columns, vals):
-                figures[f"calibrate_k{k}_{t}_median_ape_pct"] = round(v, 1)
+                figures[f"calibrate_{lev}_k{k}_{t}_median_ape_pct"] = round(v, 1)
             lines.append(f"| {t} | " + " | ".join(f"{v:.0f}" for v in vals) + f" | {len(g)} |")
-    S, note = shipped_comparison(df, args.old_ref)
-    lines += ["", f"Shipped defaults (fitted on the permissive sources only) on the other sources' "
+    S, note = (pd.DataFrame(columns=["model"]), "") if args.no_shipped else shipped_comparison(df, args.old_ref)
+    lines += [] if args.no_shipped else ["", f"Shipped defaults (fitted on the permissive sources only) on the other sources' "
               f"complete projects, model level, median APE % ({note}):", "",
               "| model | " + " | ".join(TARGETS) + " |", "|---|" + "---|" * len(TARGETS)]
     for name, g in S.groupby("model", sort=False):

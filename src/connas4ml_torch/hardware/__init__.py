@@ -4,7 +4,6 @@ Knows layers and HLS configurations, never torch modules (DESIGN.md §1).
 """
 
 from connas4ml_torch.hardware.config import HLSConfig
-from connas4ml_torch.hardware.costmodel import CostModel, DomainFinding, NetworkPrediction
 from connas4ml_torch.hardware.layerspec import LayerSpec
 from connas4ml_torch.hardware.model import TARGETS, OutOfDomainWarning, ResourceModel
 from connas4ml_torch.hardware.reports import (
@@ -22,9 +21,6 @@ __all__ = [
     "HLSConfig",
     "LayerSpec",
     "ResourceModel",
-    "CostModel",
-    "NetworkPrediction",
-    "DomainFinding",
     "TARGETS",
     "OutOfDomainWarning",
     "ReportError",

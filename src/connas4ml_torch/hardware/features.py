@@ -18,6 +18,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from connas4ml_torch.errors import ConfigError
 from connas4ml_torch.hardware.layerspec import WEIGHT_LAYERS, LayerSpec
 from connas4ml_torch.hardware.resources import part_dsp, part_family
 
@@ -54,7 +55,7 @@ def specs_to_frame(specs: Sequence[LayerSpec] | pd.DataFrame) -> pd.DataFrame:
     if isinstance(specs, pd.DataFrame):
         missing = [c for c in ("layer_type", "n_in", "n_out") if c not in specs.columns]
         if missing:
-            raise ValueError(f"layer table lacks LayerSpec columns {missing}")
+            raise ConfigError(f"layer table lacks LayerSpec columns {missing}")
         df = specs.copy()
         for k, v in _DEFAULTS.items():
             if k not in df.columns:
@@ -65,7 +66,7 @@ def specs_to_frame(specs: Sequence[LayerSpec] | pd.DataFrame) -> pd.DataFrame:
     specs = list(specs)
     bad = [type(s).__name__ for s in specs if not isinstance(s, LayerSpec)]
     if bad:
-        raise TypeError(f"expected LayerSpec objects or a DataFrame, got {bad[0]}")
+        raise ConfigError(f"expected LayerSpec objects or a DataFrame, got {bad[0]}")
     return pd.DataFrame({name: [getattr(s, name) for s in specs] for name in SPEC_COLUMNS})
 
 

@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from connas4ml_torch.errors import ConfigError
 from connas4ml_torch.hardware.config import HLSConfig
 
 __all__ = ["LayerSpec", "LAYER_TYPES", "WEIGHT_LAYERS", "ACTIVATIONS", "TABLE_ACTIVATIONS"]
@@ -71,41 +72,41 @@ class LayerSpec:
 
     def __post_init__(self) -> None:
         if self.layer_type not in LAYER_TYPES:
-            raise ValueError(f"LayerSpec: layer_type {self.layer_type!r} not in {LAYER_TYPES}")
+            raise ConfigError(f"LayerSpec: layer_type {self.layer_type!r} not in {LAYER_TYPES}")
         for name in ("n_in", "n_out", "weight_bits", "input_bits", "reuse_factor", "table_size",
                      "table_bits", "parallelization"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"LayerSpec: {name} must be a positive int, got {v!r}")
+                raise ConfigError(f"LayerSpec: {name} must be a positive int, got {v!r}")
         for name in ("result_bits", "accum_bits"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-                raise ValueError(f"LayerSpec: {name} must be None or a positive int, got {v!r}")
+                raise ConfigError(f"LayerSpec: {name} must be None or a positive int, got {v!r}")
         object.__setattr__(self, "kernel", tuple(int(k) for k in self.kernel))
         object.__setattr__(self, "out_size", tuple(int(k) for k in self.out_size))
         if any(k < 1 for k in (*self.kernel, *self.out_size)):
-            raise ValueError(f"LayerSpec: kernel and out_size must be positive, got "
+            raise ConfigError(f"LayerSpec: kernel and out_size must be positive, got "
                              f"kernel={self.kernel} out_size={self.out_size}")
         dims = _DIMS[self.layer_type]
         if self.layer_type in WEIGHT_LAYERS or self.layer_type in ("Pooling1D", "Pooling2D"):
             d = dims[0]
             if len(self.kernel) != d or (len(self.out_size) != d and self.layer_type in WEIGHT_LAYERS):
-                raise ValueError(
+                raise ConfigError(
                     f"LayerSpec: {self.layer_type} needs {d}-d kernel and out_size, "
                     f"got kernel={self.kernel} out_size={self.out_size}")
         elif dims is not None and len(self.kernel) not in dims:
-            raise ValueError(f"LayerSpec: {self.layer_type} kernel (the pooled input size) must "
+            raise ConfigError(f"LayerSpec: {self.layer_type} kernel (the pooled input size) must "
                              f"have {' or '.join(map(str, dims))} dims, got {self.kernel}")
         elif dims is None and self.kernel:
-            raise ValueError(f"LayerSpec: {self.layer_type} has no kernel, got {self.kernel}")
+            raise ConfigError(f"LayerSpec: {self.layer_type} has no kernel, got {self.kernel}")
         if self.n_nonzero_weights is not None:
             nz = self.n_nonzero_weights
             if not isinstance(nz, int) or isinstance(nz, bool) or not 0 <= nz <= self.n_weights:
-                raise ValueError(f"LayerSpec: n_nonzero_weights must be an int in "
+                raise ConfigError(f"LayerSpec: n_nonzero_weights must be an int in "
                                  f"[0, {self.n_weights}], got {nz!r}")
         if self.csd_digits is not None and not (isinstance(self.csd_digits, (int, float))
                                                 and self.csd_digits >= 0):
-            raise ValueError(f"LayerSpec: csd_digits must be None or >= 0, got {self.csd_digits!r}")
+            raise ConfigError(f"LayerSpec: csd_digits must be None or >= 0, got {self.csd_digits!r}")
         if self.activation is not None:
             object.__setattr__(self, "activation", str(self.activation).lower())
 

@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from connas4ml_torch.errors import OutOfDomainWarning
+from connas4ml_torch.errors import ConfigError, Connas4mlError, OutOfDomainWarning
 from connas4ml_torch.hardware.analytic import design
-from connas4ml_torch.hardware.analytic.correction import TARGETS, predict_totals
+from connas4ml_torch.hardware.analytic.correction import TARGETS, chained, predict_totals
 from connas4ml_torch.hardware.analytic.fitting import (
     QGRID,
     fit_params,
@@ -34,6 +34,8 @@ from connas4ml_torch.hardware.analytic.fitting import (
     loso_residuals,
     net_data,
     network_arrays,
+    shrinkage,
+    source_weights,
 )
 from connas4ml_torch.hardware.analytic.persist import DEFAULT_MODEL_PATH, load_model, save_model
 from connas4ml_torch.hardware.analytic.reports import project_layers, training_rows
@@ -47,7 +49,13 @@ from connas4ml_torch.hardware.features import SPEC_COLUMNS, specs_to_frame
 from connas4ml_torch.hardware.layerspec import LayerSpec
 from connas4ml_torch.hardware.resources import canonical_resource
 
-__all__ = ["TARGETS", "ResourceModel", "OutOfDomainWarning", "training_rows", "DEFAULT_MODEL_PATH"]
+__all__ = ["TARGETS", "ResourceModel", "OutOfDomainWarning", "NotFittedModelError", "training_rows",
+           "DEFAULT_MODEL_PATH"]
+
+
+class NotFittedModelError(Connas4mlError, RuntimeError):
+    """A ResourceModel was asked to predict before ``fit()`` (or use ``ResourceModel.default()``)."""
+
 
 # call sites already warned about the domain: (file, line). Python's own once-per-location
 # registry is reset whenever any library touches the warning filters (pandas does, inside
@@ -65,9 +73,9 @@ def _targets_frame(y: Any, n: int) -> pd.DataFrame:
             ren[c] = canonical_resource(c, allowed=TARGETS)
     Y = Y.rename(columns=ren)
     if not set(Y.columns) & set(TARGETS):
-        raise ValueError(f"y has none of the targets {TARGETS}; got {list(Y.columns)}")
+        raise ConfigError(f"y has none of the targets {TARGETS}; got {list(Y.columns)}")
     if len(Y) != n:
-        raise ValueError(f"X has {n} layers but y has {len(Y)} rows")
+        raise ConfigError(f"X has {n} layers but y has {len(Y)} rows")
     return Y
 
 
@@ -121,7 +129,7 @@ class ResourceModel(RegressorMixin, BaseEstimator):
             for p in projects:
                 p["frame"] = specs_to_frame(p["specs"][[c for c in SPEC_COLUMNS if c in p["specs"]]])
             if rows.empty and not projects:
-                raise ValueError(
+                raise ConfigError(
                     "no layer rows with a full configuration (sizes, bits, reuse factor, strategy, "
                     "io type, part) and no complete project in this report table; add "
                     "firmware/parameters.h to the projects or fill the columns")
@@ -132,7 +140,7 @@ class ResourceModel(RegressorMixin, BaseEstimator):
             g = rows["source_repo"].to_numpy() if len(rows) else np.array([], dtype=object)
             return frame, Y, g, projects
         if y is None:
-            raise ValueError("fit(X, y): y (a DataFrame of TARGETS) is required unless X is a "
+            raise ConfigError("fit(X, y): y (a DataFrame of TARGETS) is required unless X is a "
                              "read_reports() table")
         frame = specs_to_frame(X)
         Y = _targets_frame(y, len(frame))
@@ -162,15 +170,19 @@ class ResourceModel(RegressorMixin, BaseEstimator):
                          "sources": sorted(map(str, set(g) | {p["source_repo"] for p in projects}))}
         self.intervals_ = {lv: {t: np.zeros(len(QGRID)) for t in TARGETS} for lv in ("layer", "model")}
         self.interval_counts_ = {lv: {t: 0 for t in TARGETS} for lv in ("layer", "model")}
+        self.shrinkage_ = {t: 1.0 for t in TARGETS}
         if self.intervals:
-            res = loso_residuals(ld, nd, self.ridge, self.network_ridge, self.params_)
+            res, grp = loso_residuals(ld, nd, self.ridge, self.network_ridge, self.params_)
             for t in TARGETS:
-                r = res["layer"][t]
-                self.intervals_["layer"][t] = _wquantile(r)
+                r, g_ = res["layer"][t], grp["layer"][t]
+                self.intervals_["layer"][t] = _wquantile(r, source_weights(g_) if r.size else None)
                 self.interval_counts_["layer"][t] = int(r.size)
-                rm = res["model"][t]
-                self.intervals_["model"][t] = _wquantile(rm) if rm.size >= 5 else self.intervals_["layer"][t]
+                rm, gm = res["model"][t], grp["model"][t]
+                self.intervals_["model"][t] = (_wquantile(rm, source_weights(gm)) if rm.size >= 5
+                                               else self.intervals_["layer"][t])
                 self.interval_counts_["model"][t] = int(rm.size)
+                use = (rm, gm) if rm.size >= 8 else (r, g_)
+                self.shrinkage_[t] = shrinkage(*use)
         self.calibration_ = {t: 0.0 for t in TARGETS}
         self.calibration_info_: dict[str, Any] = {"n_reports": 0}
         return self
@@ -180,7 +192,7 @@ class ResourceModel(RegressorMixin, BaseEstimator):
     # ------------------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
         if not hasattr(self, "params_"):
-            raise RuntimeError("ResourceModel is not fitted: call fit() or ResourceModel.default()")
+            raise NotFittedModelError("ResourceModel is not fitted: call fit() or ResourceModel.default()")
 
     def _shift(self, level: str, quantile: float | None) -> dict[str, float]:
         """Log1p shift per target: calibration plus the residual quantile (0 for the point)."""
@@ -188,7 +200,7 @@ class ResourceModel(RegressorMixin, BaseEstimator):
         if quantile is not None:
             q = float(quantile)
             if not 0.0 < q < 1.0:
-                raise ValueError(f"quantile must be in (0, 1), got {quantile}")
+                raise ConfigError(f"quantile must be in (0, 1), got {quantile}")
             for t in TARGETS:
                 out[t] += float(np.interp(q, QGRID, self.intervals_[level][t]))
         return out
@@ -230,7 +242,8 @@ class ResourceModel(RegressorMixin, BaseEstimator):
             scale = 1.0 if t in ("DSP", "II") else float(np.exp(self.net_params_[f"net.{t}.tau"][0]))
             total = float(tot[t][0])
             factor = float(np.expm1(np.log1p(total) + sh[t]) / total) if total > 0 else 1.0
-            rows[t] = np.append(L[t] * scale, glue[t][0] if t != "II" else 0.0) * factor
+            lay = chained(self.net_params_, L[t]) if t == "latency" else L[t]
+            rows[t] = np.append(lay * scale, glue[t][0] if t != "II" else 0.0) * factor
         rows["DSP"][:-1] = np.minimum(rows["DSP"][:-1], D["dsp_max"])
         br = pd.DataFrame(rows, columns=list(TARGETS))
         br.insert(0, "layer_type", list(frame["layer_type"]) + ["glue"])
@@ -246,7 +259,7 @@ class ResourceModel(RegressorMixin, BaseEstimator):
         self._check_fitted()
         frame = specs_to_frame(specs)
         if frame.empty:
-            raise ValueError("predict_network needs at least one layer")
+            raise ConfigError("predict_network needs at least one layer")
         net = self._network(frame, quantile)
         if net.domain:
             _warn_domain()
@@ -271,12 +284,13 @@ class ResourceModel(RegressorMixin, BaseEstimator):
         self._check_fitted()
         return score(self, X, y)
 
-    def calibrate(self, reports: pd.DataFrame, shrinkage: float = 0.5) -> ResourceModel:
+    def calibrate(self, reports: pd.DataFrame, shrinkage: float | None = None) -> ResourceModel:
         """Adapt to a few (1-5) of the user's own reports (their tool, part, strategy): per target,
         the mean log ratio of measured to predicted over the reports' complete projects (model
         level) or, where a target has none, over their configured layer rows, shrunk by
-        ``n / (n + shrinkage)``. Sets ``calibration_`` and ``calibration_info_`` (how many
-        reports and rows were used for what); returns ``self``."""
+        ``n / (n + shrinkage)`` (default: ``shrinkage_``, fitted from how much sources differ
+        against how much one source's reports scatter). Sets ``calibration_`` and
+        ``calibration_info_`` (how many reports and rows were used for what); returns ``self``."""
         from connas4ml_torch.hardware.analytic.evaluate import calibration_offsets
 
         self._check_fitted()

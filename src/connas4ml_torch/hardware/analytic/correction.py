@@ -29,7 +29,7 @@ __all__ = ["TARGETS", "AREA_SUM", "GLUE_SCALE", "default_params", "predict_layer
 TARGETS = ("LUT", "FF", "BRAM_18K", "DSP", "latency", "II")
 AREA_SUM = ("LUT", "FF", "BRAM_18K", "DSP", "latency")  # summed over layers (II: max)
 # physical scale of each glue component (its count times this is the default glue)
-GLUE_SCALE = {"glue_layers": {"LUT": 40.0, "FF": 40.0, "latency": 1.0},
+GLUE_SCALE = {"glue_layers": {"LUT": 40.0, "FF": 40.0},
               "glue_one": {"LUT": 200.0, "FF": 200.0}, "glue_fifo_lut": {"LUT": 1.0},
               "glue_fifo_ff": {"FF": 1.0}, "glue_fifo_bram": {"BRAM_18K": 1.0},
               "glue_stream_ii": {"latency": 1.0}}
@@ -161,11 +161,20 @@ def fit_layers(comps: dict[str, np.ndarray], Z: np.ndarray, X: np.ndarray, cand:
 
 # ---- model level ------------------------------------------------------------------------------
 def default_network_params() -> dict[str, np.ndarray]:
-    """Model level at its physical default: totals = layer sums + the derived glue."""
+    """Model level at its physical default: totals = layer sums + the derived glue. Latency
+    also has ``chain`` = log(s): in a network each layer adds ``latency - 1 + s`` cycles (a
+    layer's standalone cycle of I/O registers merges with its neighbours' when s < 1)."""
     p = {f"net.{t}.tau": np.zeros(1) for t in TARGETS}
     for t in TARGETS:
         p[f"net.{t}.g"] = np.zeros(len(GLUE[t]))
+    p["net.latency.chain"] = np.zeros(1)
     return p
+
+
+def chained(p: dict[str, np.ndarray], lat: np.ndarray) -> np.ndarray:
+    """Each layer's share of the network latency before the scale: ``lat - 1 + s`` (>= 0)."""
+    s = float(np.exp(p.get("net.latency.chain", np.zeros(1))[0]))
+    return np.maximum(np.asarray(lat, float) - 1.0 + s, 0.0)
 
 
 def _glue_matrix(t: str, G: dict[str, np.ndarray]) -> np.ndarray:
@@ -179,12 +188,14 @@ def predict_totals(p: dict[str, np.ndarray], S: dict[str, np.ndarray],
     """(totals, glue part) per network from the layer aggregates ``S`` (sums; II: max) and the
     glue components ``G``. The layer part of a total is ``exp(tau) * S``; DSP is the plain sum."""
     tot, glue = {}, {}
+    chain = float(np.exp(p.get("net.latency.chain", np.zeros(1))[0]))
     for t in TARGETS:
         Gm = _glue_matrix(t, G)
         g = Gm @ np.exp(p[f"net.{t}.g"]) if Gm.shape[1] else np.zeros(len(S[t]))
-        scale = 1.0 if t == "DSP" else float(np.exp(p[f"net.{t}.tau"][0]))
+        scale = 1.0 if t in ("DSP", "II") else float(np.exp(p[f"net.{t}.tau"][0]))
         glue[t] = g
-        tot[t] = scale * S[t] + g
+        s_t = S[t] - G["glue_layers"] * (1.0 - chain) if t == "latency" else S[t]
+        tot[t] = scale * s_t + g
         if t in ("latency", "II"):
             tot[t] = np.maximum(tot[t], 1.0)
     return tot, glue
@@ -196,7 +207,7 @@ def fit_network(S: dict[str, np.ndarray], G: dict[str, np.ndarray], Y: dict[str,
     p = default_network_params()
     sq = np.sqrt(ridge)
     for t in TARGETS:
-        if t == "DSP":
+        if t in ("DSP", "II"):  # sum of the layers' DSPs (keeps the bound); max of their IIs
             continue
         y = Y[t]
         ok = np.isfinite(y) & (y >= 0) & np.isfinite(S[t])
@@ -204,11 +215,17 @@ def fit_network(S: dict[str, np.ndarray], G: dict[str, np.ndarray], Y: dict[str,
             continue
         Gm = _glue_matrix(t, G)[ok]
         s, zy, sw, k = S[t][ok], np.log1p(y[ok]), np.sqrt(w[ok]), Gm.shape[1]
+        nl = G["glue_layers"][ok] if t == "latency" else np.zeros(len(s))
+        lat = t == "latency"
 
-        def resid(v: np.ndarray, Gm=Gm, s=s, zy=zy, sw=sw, k=k) -> np.ndarray:
-            pred = np.exp(v[0]) * s + (Gm @ np.exp(v[1:]) if k else 0.0)
+        def resid(v: np.ndarray, Gm=Gm, s=s, zy=zy, sw=sw, k=k, nl=nl, lat=lat) -> np.ndarray:
+            s_t = s - nl * (1.0 - np.exp(v[-1])) if lat else s
+            pred = np.maximum(np.exp(v[0]) * s_t + (Gm @ np.exp(v[1:1 + k]) if k else 0.0), 0.0)
             return np.concatenate([sw * (np.log1p(pred) - zy), sq * v])
 
-        v = _solve(resid, np.zeros(1 + k), np.full(1 + k, -6.0), np.full(1 + k, 6.0))
-        p[f"net.{t}.tau"], p[f"net.{t}.g"] = v[:1], v[1:]
+        n = 1 + k + int(lat)
+        v = _solve(resid, np.zeros(n), np.full(n, -6.0), np.full(n, 6.0))
+        p[f"net.{t}.tau"], p[f"net.{t}.g"] = v[:1], v[1:1 + k]
+        if lat:
+            p["net.latency.chain"] = v[-1:]
     return p

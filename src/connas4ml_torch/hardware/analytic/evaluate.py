@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from connas4ml_torch.errors import OutOfDomainWarning
+from connas4ml_torch.errors import ConfigError, OutOfDomainWarning
 from connas4ml_torch.hardware.analytic.correction import TARGETS
 from connas4ml_torch.hardware.analytic.reports import project_layers, training_rows
 from connas4ml_torch.hardware.features import SPEC_COLUMNS, specs_to_frame
@@ -79,12 +79,12 @@ def score(model: Any, X: Any, y: Any = None) -> float:
         if ok.sum() >= 2:
             vals.append(r2_score(np.log1p(yt[ok]), np.log1p(pt[ok])))
     if not vals:
-        raise ValueError("no target has two or more rows to score")
+        raise ConfigError("no target has two or more rows to score")
     return float(np.mean(vals))
 
 
 def calibration_offsets(model: Any, reports: pd.DataFrame,
-                        shrinkage: float) -> tuple[dict[str, float], dict[str, Any]]:
+                        shrinkage: float | None) -> tuple[dict[str, float], dict[str, Any]]:
     """Per-target log1p offsets from the user's reports (see ``ResourceModel.calibrate``)."""
     projects = [p for p in project_layers(reports) if p["complete"]]
     frame, Y = layer_table(reports)
@@ -108,7 +108,12 @@ def calibration_offsets(model: Any, reports: pd.DataFrame,
             res = list(np.log1p(yt[ok]) - np.log1p(layer_pred[t].to_numpy(float)[ok]))
             how = "layer"
         n = len(res)
-        delta = float(np.mean(res)) * n / (n + shrinkage) if n else 0.0
+        s = shrinkage if shrinkage is not None else float(getattr(model, "shrinkage_", {}).get(t, 1.0))
+        if how == "layer":  # layers of one report are not independent reports
+            n_eff = min(n, max(1, int(reports["source"].nunique()))) if "source" in reports else n
+        else:
+            n_eff = n
+        delta = float(np.mean(res)) * n_eff / (n_eff + s) if n else 0.0
         offs[t] = float(base.get(t, 0.0)) + delta
         used[t] = how if n else "none"
         counts[t] = n

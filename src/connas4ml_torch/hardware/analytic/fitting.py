@@ -129,14 +129,19 @@ def project_totals(p: dict, q: dict, nd: NetData) -> dict[str, np.ndarray]:
 
 
 def loso_residuals(ld: LayerData, nd: NetData | None, ridge: float, net_ridge: float,
-                   start: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, np.ndarray]]:
+                   start: dict[str, np.ndarray] | None = None
+                   ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, np.ndarray]]]:
     """``log((y+1)/(pred+1))`` of every layer and project, each predicted by a model fitted
-    without its source: the honest spread of the model on a source it has not seen."""
+    without its source (the honest spread of the model on a source it has not seen), and the
+    source of each residual."""
     out: dict[str, dict[str, list]] = {"layer": {t: [] for t in TARGETS},
                                        "model": {t: [] for t in TARGETS}}
+    src_of: dict[str, dict[str, list]] = {"layer": {t: [] for t in TARGETS},
+                                          "model": {t: [] for t in TARGETS}}
     srcs = sorted(set(ld.groups) | (set(nd.groups) if nd is not None else set()))
     if len(srcs) < 2:
-        return {lv: {t: np.zeros(0) for t in TARGETS} for lv in out}
+        empty = {lv: {t: np.zeros(0) for t in TARGETS} for lv in out}
+        return empty, {lv: {t: np.zeros(0, dtype=object) for t in TARGETS} for lv in out}
     for s in srcs:
         tr = ld.groups != s
         ntr = nd.groups != s if nd is not None else None
@@ -149,6 +154,7 @@ def loso_residuals(ld: LayerData, nd: NetData | None, ridge: float, net_ridge: f
                 y = te.Y[t]
                 ok = np.isfinite(y) & (y >= 0) & ((y >= 1) if t in ("latency", "II") else True)
                 out["layer"][t].append(np.log1p(y[ok]) - np.log1p(pred[t][ok]))
+                src_of["layer"][t].append(np.full(int(ok.sum()), s, dtype=object))
         if nd is not None and (~ntr).any():
             nte = nd.subset(~ntr)
             tot = project_totals(p, q, nte)
@@ -156,5 +162,22 @@ def loso_residuals(ld: LayerData, nd: NetData | None, ridge: float, net_ridge: f
                 y = nte.Y[t]
                 ok = np.isfinite(y) & (y >= 0)
                 out["model"][t].append(np.log1p(y[ok]) - np.log1p(tot[t][ok]))
-    return {lv: {t: (np.concatenate(v) if v else np.zeros(0)) for t, v in d.items()}
-            for lv, d in out.items()}
+                src_of["model"][t].append(np.full(int(ok.sum()), s, dtype=object))
+    res = {lv: {t: (np.concatenate(v) if v else np.zeros(0)) for t, v in d.items()}
+           for lv, d in out.items()}
+    grp = {lv: {t: (np.concatenate(v) if v else np.zeros(0, dtype=object)) for t, v in d.items()}
+           for lv, d in src_of.items()}
+    return res, grp
+
+
+def shrinkage(r: np.ndarray, g: np.ndarray) -> float:
+    """Empirical-Bayes shrinkage of a per-source offset from held-out residuals: the within-
+    source variance over the between-source variance of the source means (how many reports of
+    a new source it takes before its own mean beats the fitted model), clipped to [0.25, 8]."""
+    if r.size < 4 or len(set(g)) < 3:
+        return 1.0
+    df = pd.DataFrame({"r": r, "g": g})
+    means = df.groupby("g")["r"].mean()
+    within = float(df.groupby("g")["r"].var(ddof=1).dropna().mean()) if (df["g"].value_counts() > 1).any() else 0.0
+    between = max(float(means.var(ddof=1)) - within / max(df["g"].value_counts().mean(), 1.0), 1e-3)
+    return float(np.clip(within / between, 0.25, 8.0))

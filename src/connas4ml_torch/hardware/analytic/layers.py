@@ -19,6 +19,7 @@ from connas4ml_torch.hardware.analytic.primitives import (
     adder_tree_depth,
     bram18k_for_rom,
     ceil_log2,
+    dsp_mapped_fraction,
     dsp_slices_per_product,
     expected_csd_digits,
     lut_per_const_product,
@@ -48,6 +49,14 @@ def _prod(t: object) -> float:
     if isinstance(t, (tuple, list)) and t:
         return float(np.prod([int(x) for x in t]))
     return 1.0
+
+
+def _grade(part: str) -> float:
+    """Delay factor of the part's speed grade (-1 slowest, -3 fastest; DS923/DS925 tables)."""
+    import re
+
+    m = re.search(r"-([123])[a-z]?(?:-[a-z])?$", str(part).lower())
+    return {"1": 1.15, "2": 1.0, "3": 0.9}.get(m.group(1), 1.0) if m else 1.0
 
 
 def layer_inputs(df: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -93,7 +102,7 @@ def layer_inputs(df: pd.DataFrame) -> dict[str, np.ndarray]:
     from connas4ml_torch.hardware.features import part_info
 
     parts = df["part"].fillna("").astype(str) if "part" in df else pd.Series([""] * n)
-    speed = np.array([_SPEED.get(part_info(p)[0], 1.0) for p in parts])
+    speed = np.array([_SPEED.get(part_info(p)[0], 1.0) * _grade(p) for p in parts])
     return {
         "kind": kind, "n_in": n_in, "n_out": n_out, "K": K, "P": P, "P_in_conv": p_in_conv,
         "in_w": in_w, "k_h": k_h, "wb": wb, "ib": ib, "rb": rb, "ab": ab, "F": F, "nw": nw,
@@ -151,7 +160,10 @@ def layer_counts(df: pd.DataFrame, e2: np.ndarray | None = None) -> pd.DataFrame
     wide, narrow = np.maximum(wb, ib), np.minimum(wb, ib)
     cand_slices = np.maximum(np.ceil(wide / np.where(e2, 27.0, 25.0)), np.ceil(narrow / 18.0))
     out["mults"] = np.where(w, mults, 0.0)
-    out["dsp_cand"] = np.where(w, mults * cand_slices, 0.0)
+    # a constant product below the DSP widths is always shift-and-add in fabric: the analytic
+    # binding gates the candidates (ROM-fed products can still be packed into DSPs by HLS)
+    gate = np.where(const, dsp_mapped_fraction(wb, ib), 1.0)
+    out["dsp_cand"] = np.where(w, mults * cand_slices * gate, 0.0)
     out["dsp_max"] = np.where(w, mults * dsp_slices_per_product(wb, ib, e2), 0.0)
     dig = x["dig_known"]
     # a constant product: shift-and-add over its CSD digits, or a LUT multiplier if cheaper
@@ -189,8 +201,6 @@ def layer_counts(df: pd.DataFrame, e2: np.ndarray | None = None) -> pd.DataFrame
     rom_w = np.ceil(nw / rf) * wb
     out["bram_w"] = np.where(rom & (rom_w * rf > 1024), bram18k_for_rom(rom_w, rf), 0.0)
     out["lut_buf"] += np.where(rom & (rom_w * rf <= 1024), rom_w * rf / 64.0, 0.0)
-    from connas4ml_torch.hardware.analytic.primitives import dsp_mapped_fraction
-
     t_prod = 1.5 + 1.5 * dsp_mapped_fraction(wb, ib)
     t_ns = np.where(w, t_prod + levels * (0.4 + 0.03 * ab), 0.0)
     out["lat_iter"] = np.where(w, np.where(rf > 1, n_iter * rf, n_iter - 1.0), 0.0)
@@ -220,7 +230,7 @@ def layer_counts(df: pd.DataFrame, e2: np.ndarray | None = None) -> pd.DataFrame
     merge = ew & (kind == "Merge")
     # batchnorm: a constant scale product and a bias add per lane (nnet_batchnorm.h normalize)
     out["mults"] += np.where(bn, lanes, 0.0)
-    out["dsp_cand"] += np.where(bn, lanes * cand_slices, 0.0)
+    out["dsp_cand"] += np.where(bn, lanes * cand_slices * dsp_mapped_fraction(wb, ib), 0.0)
     out["dsp_max"] += np.where(bn, lanes * dsp_slices_per_product(wb, ib, e2), 0.0)
     out["lut_mult"] += np.where(bn, lanes * const_cost, 0.0)
     out["lut_add"] += np.where(bn | (merge & (act != "concatenate")), lanes * rb, 0.0)

@@ -26,7 +26,7 @@ GLUE: dict[str, tuple[str, ...]] = {
     "FF": ("glue_one", "glue_layers", "glue_fifo_ff"),
     "BRAM_18K": ("glue_fifo_bram",),
     "DSP": (),
-    "latency": ("glue_layers", "glue_stream_ii"),
+    "latency": ("glue_stream_ii",),
     "II": (),
 }
 

@@ -12,6 +12,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from connas4ml_torch.errors import ConfigError
+
 __all__ = [
     "ceil_log2", "dsp_slices_per_product", "dsp_mapped_fraction", "csd_digits",
     "expected_csd_digits", "weight_stats", "weight_stats_expected", "lut_per_product",
@@ -100,7 +102,7 @@ def weight_stats(weights: np.ndarray, bits: int, scale: float | None = None) -> 
     """
     w = np.asarray(weights, dtype=float).ravel()
     if bits < 1:
-        raise ValueError(f"weight_stats: bits must be >= 1, got {bits}")
+        raise ConfigError(f"weight_stats: bits must be >= 1, got {bits}")
     scale = _grid_scale(w, bits, scale)
     q = np.clip(np.round(w / scale), -(2 ** (bits - 1)), 2 ** (bits - 1) - 1).astype(np.int64)
     nz = q != 0
@@ -128,7 +130,7 @@ def weight_stats_expected(weights: np.ndarray, bits: int,
     ``csd_digits`` (totals) like :func:`weight_stats`."""
     w = np.asarray(weights, dtype=float).ravel()
     if bits < 1:
-        raise ValueError(f"weight_stats_expected: bits must be >= 1, got {bits}")
+        raise ConfigError(f"weight_stats_expected: bits must be >= 1, got {bits}")
     s = _grid_scale(w, bits, scale)
     lo_i, hi_i = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     x = np.clip(w / s, lo_i, hi_i)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from connas4ml_torch.errors import ConfigError
 from connas4ml_torch.hardware.layerspec import LAYER_TYPES, WEIGHT_LAYERS
 
 __all__ = ["row_kind", "rows_to_specs", "training_rows", "project_layers", "REPORT_Y"]
@@ -36,10 +37,14 @@ _UNMODELED = re.compile(r"(gru|lstm|simple_rnn|decision_function|tree_scores|res
                         r"cropping|transpose|embedding|garnet|einsum)", re.I)
 
 
-def row_kind(layer_type: Any, function: Any) -> tuple[str | None, str | None]:
-    """(LayerSpec layer_type or None, activation/op name or None) of one report row."""
+def row_kind(layer_type: Any, function: Any, activation: Any = None) -> tuple[str | None, str | None]:
+    """(LayerSpec layer_type or None, activation/op name or None) of one report row: hls4ml's
+    class name where the reader states it (``activation`` too), else the function's name."""
     lt = str(layer_type) if isinstance(layer_type, str) else ""
     fn = str(function or "").lower()
+    act = str(activation).lower() if isinstance(activation, str) and activation else None
+    if lt in ("Activation", "Softmax") and act:
+        return ("Softmax", "softmax") if act == "softmax" or lt == "Softmax" else ("Activation", act)
     lt = _ALIASES.get(lt, lt) or ""
     if lt in LAYER_TYPES and lt not in ("Activation", "Merge", "Pooling1D", "Pooling2D"):
         return lt, ("softmax" if lt == "Softmax" else None)
@@ -93,7 +98,7 @@ def _spec_fields(row: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
     """LayerSpec fields of one row and its status: ``ok``, ``unconfigured``, ``unmodeled``,
     ``glue``."""
     fn = str(row.get("top") or row.get("function") or "")
-    kind, act = row_kind(row.get("layer_type"), fn)
+    kind, act = row_kind(row.get("layer_type"), fn, row.get("activation"))
     if kind is None:
         if _UNMODELED.search(fn):
             return None, "unmodeled"
@@ -136,7 +141,8 @@ def _spec_fields(row: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
     else:
         total = _num(row, "n_in", "n_elem")
         chan = _num(row, "n_filt", "n_chan")
-        lanes = _lanes_from_name(fn)
+        lanes = _num(row, "in_array")
+        lanes = lanes if np.isfinite(lanes) else _lanes_from_name(fn)
         if kind in ("Pooling1D", "Pooling2D", "GlobalPooling1D", "GlobalPooling2D"):
             dims = 2 if kind.endswith("2D") else 1
             iw, ih = _num(row, "in_width"), _num(row, "in_height")
@@ -197,7 +203,7 @@ def training_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The layer rows of a read_reports() table whose configuration is fully stated, as LayerSpec
     columns plus the measured targets (``REPORT_Y``), ``source_repo`` and ``source``."""
     if "level" not in df.columns:
-        raise ValueError("expected a read_reports() table (with a 'level' column)")
+        raise ConfigError("expected a read_reports() table (with a 'level' column)")
     lay = df[df["level"] == "layer"]
     if "primary" in lay.columns:
         lay = lay[lay["primary"].fillna(True).astype(bool)]
