@@ -109,7 +109,8 @@ def project_errors(model: ResourceModel, test: pd.DataFrame, source: str) -> pd.
 
 def _reports_of(test: pd.DataFrame) -> list[pd.DataFrame]:
     """The held-out source cut into 'reports' a user could give: one project (its model and
-    layer rows) each; sources of per-layer tables (N-TORC) give one layer row each."""
+    layer rows) each; sources of per-layer tables (N-TORC) give one layer row each. Only
+    reports with at least one configured layer (the others can neither calibrate nor score)."""
     out = []
     for _src, g in test.groupby("source"):
         if (g["level"] == "model").any() or g.get("format", pd.Series([""])).iloc[0] != "csv":
@@ -117,7 +118,8 @@ def _reports_of(test: pd.DataFrame) -> list[pd.DataFrame]:
         else:  # a table source: a fixed sample of 200 rows, one report each
             g = g.sample(min(len(g), 200), random_state=0)
             out.extend(g.iloc[[i]] for i in range(len(g)))
-    return out
+    # a report can only calibrate (or be scored) if it has a configured layer
+    return [r for r in out if not layer_table(r)[0].empty]
 
 
 def calibration_curve(model: ResourceModel, test: pd.DataFrame, source: str, draws: int,
@@ -313,9 +315,13 @@ def main() -> int:
         Cl = C[C["level"] == lev] if not C.empty else C
         if Cl.empty:
             continue
+        # the same sources in every column: those with a full pool of five calibration reports
+        full = Cl.groupby("source")["k"].max()
+        if (full >= 5).any():
+            Cl = Cl[Cl["source"].isin(full[full >= 5].index)]
         lines += ["", f"Few-shot `calibrate()` on k reports of the held-out source, {lev} level: "
-                  "median APE % on the source's other reports (the same test reports for every k; "
-                  "median over draws, then over sources):", "",
+                  "median APE % on the source's other reports (the same test reports for every k, "
+                  "sources with at least six reports; median over draws, then over sources):", "",
                   "| target | " + " | ".join(f"k={k}" for k in sorted(Cl["k"].unique())) + " | sources |",
                   "|---|" + "---|" * (Cl["k"].nunique() + 1)]
         for t in TARGETS:

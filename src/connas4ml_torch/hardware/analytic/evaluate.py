@@ -83,6 +83,14 @@ def score(model: Any, X: Any, y: Any = None) -> float:
     return float(np.mean(vals))
 
 
+def _n_reports(reports: pd.DataFrame) -> int:
+    """Independent reports in a table: its projects, each row of a per-layer table (N-TORC)."""
+    if "source" not in reports:
+        return max(len(reports), 1)
+    table = reports.get("format", pd.Series("", index=reports.index)).astype(str) == "csv"
+    return max(int(reports.loc[~table, "source"].nunique()) + int(table.sum()), 1)
+
+
 def calibration_offsets(model: Any, reports: pd.DataFrame,
                         shrinkage: float | None) -> tuple[dict[str, float], dict[str, Any]]:
     """Per-target log1p offsets from the user's reports (see ``ResourceModel.calibrate``)."""
@@ -109,8 +117,8 @@ def calibration_offsets(model: Any, reports: pd.DataFrame,
             how = "layer"
         n = len(res)
         s = shrinkage if shrinkage is not None else float(getattr(model, "shrinkage_", {}).get(t, 1.0))
-        if how == "layer":  # layers of one report are not independent reports
-            n_eff = min(n, max(1, int(reports["source"].nunique()))) if "source" in reports else n
+        if how == "layer":  # layers of one project are not independent reports
+            n_eff = min(n, _n_reports(reports))
         else:
             n_eff = n
         delta = float(np.mean(res)) * n_eff / (n_eff + s) if n else 0.0

@@ -172,12 +172,18 @@ def loso_residuals(ld: LayerData, nd: NetData | None, ridge: float, net_ridge: f
 
 def shrinkage(r: np.ndarray, g: np.ndarray) -> float:
     """Empirical-Bayes shrinkage of a per-source offset from held-out residuals: the within-
-    source variance over the between-source variance of the source means (how many reports of
-    a new source it takes before its own mean beats the fitted model), clipped to [0.25, 8]."""
+    source variance over the between-source variance of the source medians (how many reports
+    of a new source it takes before its own offset beats the fitted model), both from median
+    absolute deviations so that one odd report does not decide; clipped to [0.25, 8]."""
     if r.size < 4 or len(set(g)) < 3:
         return 1.0
     df = pd.DataFrame({"r": r, "g": g})
-    means = df.groupby("g")["r"].mean()
-    within = float(df.groupby("g")["r"].var(ddof=1).dropna().mean()) if (df["g"].value_counts() > 1).any() else 0.0
-    between = max(float(means.var(ddof=1)) - within / max(df["g"].value_counts().mean(), 1.0), 1e-3)
-    return float(np.clip(within / between, 0.25, 8.0))
+
+    def mad2(x: pd.Series) -> float:
+        return float((1.4826 * np.median(np.abs(x - np.median(x)))) ** 2)
+
+    sizes = df["g"].value_counts()
+    multi = sizes[sizes > 1].index
+    within = float(np.median([mad2(df.loc[df["g"] == s, "r"]) for s in multi])) if len(multi) else 0.0
+    between = mad2(df.groupby("g")["r"].median()) - within / max(float(sizes.mean()), 1.0)
+    return float(np.clip(within / max(between, 1e-3), 0.25, 8.0))
