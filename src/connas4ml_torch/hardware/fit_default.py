@@ -2,17 +2,17 @@
 
     python -m connas4ml_torch.hardware.fit_default [--data ../shared/data/hls4ml-reports]
 
-Uses ONLY the permissively licensed sources of the report corpus (``PERMISSIVE_SOURCES``; see
-the corpus' ``SOURCES.md``): the project reports read by :func:`read_reports`, the layer sizes
-that ``layer_reports_index.csv`` read out of ``parameters.h`` (not in the corpus itself), and
-N-TORC's per-layer cost tables. Writes ``resource_model.skops`` and ``MODEL_CARD.md``.
+Fits ONLY on the permissively licensed sources of the report corpus (``PERMISSIVE_SOURCES``;
+see the corpus' ``SOURCES.md``): the project reports read by :func:`read_reports`, the layer
+configurations that ``layer_reports_index.csv`` read out of ``parameters.h`` (not in the corpus
+itself), and N-TORC's per-layer cost tables. The other sources are only used to measure the
+fitted model (out of sample). Writes ``resource_model.skops`` and ``MODEL_CARD.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import re
 import sys
 import warnings
@@ -21,8 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from connas4ml_torch.hardware.model import DEFAULT_MODEL_PATH, TARGETS, ResourceModel, training_rows
+from connas4ml_torch.hardware.analytic.reports import project_layers, training_rows
+from connas4ml_torch.hardware.model import DEFAULT_MODEL_PATH, ResourceModel
 from connas4ml_torch.hardware.reports import parse_fixed_type, read_ntorc_tables, read_reports
+
+TARGETS = ("LUT", "FF", "DSP", "BRAM_18K", "latency")
 
 __all__ = ["PERMISSIVE_SOURCES", "load_corpus", "enrich_from_index", "main"]
 
@@ -59,6 +62,11 @@ def enrich_from_index(df: pd.DataFrame, root: Path) -> pd.DataFrame:
     idx = idx.drop_duplicates("key").set_index("key")
     df = df.copy()
     rel = df["report"].astype(str).map(lambda p: _rel(p, root)).str.replace(r"\.(xml|rpt)$", "", regex=True)
+    extra = ("n_zeros", "n_nonzeros", "n_filt", "n_chan", "in_width", "in_height", "out_width",
+             "out_height", "n_elem")
+    for c in extra:
+        if c not in df.columns:
+            df[c] = np.nan
     for i in np.flatnonzero((df["level"] == "layer").to_numpy() & rel.isin(idx.index).to_numpy()):
         r = idx.loc[rel.iloc[i]]
         row = df.index[i]
@@ -76,19 +84,28 @@ def enrich_from_index(df: pd.DataFrame, root: Path) -> pd.DataFrame:
             elif lt == "Conv2D" and pd.notna(r["filt_width"]):
                 df.at[row, "kernel"] = (int(r["filt_height"]), int(r["filt_width"]))
                 df.at[row, "out_size"] = (int(r["out_height"]), int(r["out_width"]))
+        elif cs in ("activ_config", "pooling1d_config", "pooling2d_config", "batchnorm_config"):
+            # element-wise and pooling layers: the sizes hls4ml's parameters.h states
+            vals = {"n_in": r["n_in"]}
+            for c in extra[2:]:
+                if pd.notna(r.get(c)):
+                    df.at[row, c] = float(r[c])
         else:
             continue
         for k, v in vals.items():
             if pd.isna(df.at[row, k]) and pd.notna(v):
                 df.at[row, k] = float(v)
+        for c in ("n_zeros", "n_nonzeros"):
+            if pd.notna(r.get(c)):
+                df.at[row, c] = float(r[c])
         if pd.notna(r["reuse_factor"]):
             df.at[row, "reuse_factor"] = float(r["reuse_factor"])
-        if isinstance(r["strategy"], str):
+        if isinstance(r["strategy"], str) and r["strategy"].lower() in ("latency", "resource"):
             df.at[row, "strategy"] = r["strategy"].capitalize()
         wb = _bits(r["weight_t"])
-        if np.isfinite(wb):
+        if np.isfinite(wb) and cs not in ("activ_config", "pooling1d_config", "pooling2d_config"):
             df.at[row, "weight_bits"] = wb
-        if isinstance(r["io_type"], str) and pd.isna(df.at[row, "io_type"]):
+        if isinstance(r["io_type"], str) and r["io_type"].startswith("io_") and pd.isna(df.at[row, "io_type"]):
             df.at[row, "io_type"] = r["io_type"]
         df.at[row, "config_source"] = str(df.at[row, "config_source"]) + "+layer_reports_index"
     return df
@@ -119,67 +136,95 @@ def load_corpus(root: Path = DEFAULT_DATA, sources: set[str] | None = None,
     return df
 
 
-def _card(model: ResourceModel, df: pd.DataFrame, rows: pd.DataFrame, acc: dict) -> str:
+def _card(model: ResourceModel, df: pd.DataFrame, acc: dict[str, dict[str, tuple]]) -> str:
+    from connas4ml_torch.hardware.analytic.layers import COMPONENTS
+    from connas4ml_torch.hardware.analytic.network import GLUE
+    from connas4ml_torch.hardware.features import OFFSETS
+
     d = model.domain_
-    counts = rows.groupby("source_repo").size().to_dict()
+    rows = training_rows(df)
+    counts = rows.groupby("source_repo").size().to_dict() if len(rows) else {}
+    projects = [p for p in project_layers(df) if p["complete"]]
+    pc = pd.Series([p["source_repo"] for p in projects]).value_counts().to_dict()
     lines = [
-        "# Default ResourceModel — model card", "",
+        "# Default ResourceModel - model card", "",
         f"Fitted {_dt.date.today().isoformat()} by `python -m connas4ml_torch.hardware.fit_default` "
-        "(rerun it to rebuild this folder). Saved with `skops`.", "",
+        "(rerun it to rebuild this folder). Saved with `skops` (loaded with an exact type list).", "",
+        "## What it is", "",
+        "An analytic model of what hls4ml's templates instantiate (multiplications per "
+        "initiation and their DSP/LUT binding, adder trees, registers per pipeline stage, weight "
+        "ROMs, lookup tables, stream FIFOs, pipeline depth and II; `docs/hardware_model.md`) "
+        "times a learned correction: one positive multiplier per analytic component and a few "
+        "category offsets per resource, a monotone logistic DSP share, and at model level a "
+        "scale on the layer sum plus glue. Every parameter is pulled to its physical default by a "
+        "ridge, so where the data below is silent the analytic count carries the prediction.", "",
         "## Training data (permissively licensed sources only)", "",
-        "| source | licence | layer rows used |", "|---|---|---|",
+        "| source | licence | layer rows | complete projects |", "|---|---|---|---|",
     ]
     for s, lic in PERMISSIVE_SOURCES.items():
-        lines.append(f"| {s} | {lic} | {counts.get(s, 0)} |")
+        lines.append(f"| {s} | {lic} | {counts.get(s, 0)} | {pc.get(s, 0)} |")
     lines += [
-        "", f"Model-level reports used for the calibration term: "
-        f"{json.dumps(getattr(model, 'n_calibration_', {}))}.", "",
-        "## Domain", "",
-        f"- layer types: {d['layer_types']}; strategies: {d['strategies']}; io types: {d['io_types']}",
-        f"- backends: {d['backends']}; tool versions: {d['tool_versions']}",
-        f"- part families: {d['families']} (parts {d['parts']})",
+        "", f"N-TORC's tables are subsampled to {model.max_rows_per_source} rows; every source "
+        "weighs the same in the fit.", "", "## Domain (outside it predictions carry findings)", "",
+        f"- layer types: {d['layer_type']}; strategies: {d['strategy']}; io types: {d['io_type']}",
+        f"- HLS tools: {d['vitis']}; part families: {d['family']}",
     ]
     for k, (lo, hi) in d["ranges"].items():
         lines.append(f"- {k}: {lo:g} .. {hi:g}")
-    lines += [
-        "", "## Where predictions come from: physics prior, then data", "",
-        "Each target is `log1p(y) = log1p(prior) + category offsets + monotone boosted trees`. "
-        "The prior is hls4ml's counting (mults = multiplications per initiation n_in*n_out*k/RF; "
-        "lut_bits = b_w*b_in for LUT-mapped products, held at the DSP's LUT glue above the DSP "
-        "threshold; acc_bits = b_w + b_in + log2(n_in*k)); its non-negative global coefficients "
-        "were fitted by bounded least squares in log1p space (every source weighted equally):", "",
-        "| target | prior = sum of coefficient x term |", "|---|---|",
-    ]
-    for t, terms in model.prior_terms().items():
-        lines.append(f"| {t} | " + " + ".join(f"{c:.3g}*{n}" for n, c in terms.items() if c > 1e-9) + " |")
-    cal = {t: [round(a, 3), round(b, 2)] for t, (a, b) in model.calibration_.items()}
-    lines += [
-        "", f"Model level: network = a * sum(layers) + b, (a, b) = {json.dumps(cal)}; resources "
-        "have b = 0 (a multiplicative factor, clipped to [0.5, 2], so glue never dominates a "
-        "small network); latency and II add the median excess cycles.", "",
-        "Inside the corpus (16-bit N-TORC Resource layers on zynquplus; a few dozen Latency "
-        "layers elsewhere) the offsets and trees fit the reports. Outside it - below 4-bit "
-        "weights or inputs, Latency strategy on Vitis at small widths, new parts - the "
-        "trees are constant, so predictions scale as the prior does: LUT ~ mults*b_w*b_in plus "
-        "adder tree, DSP ~ 0 while products map to LUTs, BRAM ~ 0 for Latency. Those numbers "
-        "are the prior's extrapolation times the nearest data's correction, not measurements "
-        "(and the training targets are csynth estimates, whose LUT counts of constant-weight "
-        "multipliers are pessimistic against post-synthesis Vivado). Per-layer latency at "
-        "RF 1 follows the data (inlined Latency layers report 0-1 cycles), so network latency "
-        "is mostly the calibrated glue term.", "",
-        "Outside the domain the model warns (`OutOfDomainWarning`). Predictions are monotone in "
-        "sizes and bits and (resources) non-increasing in the reuse factor by construction (the "
-        "prior terms and the trees share the constraint directions; checked on a grid in the "
-        "tests). Prefer a model fitted on your own reports (`connas4ml surrogate fit`).", "",
-        "## Measured accuracy", "",
-        "In-sample median / 90th percentile absolute percentage error per target (layer level):", "",
-        "| target | rows | median APE % | p90 APE % |", "|---|---|---|---|",
-    ]
-    for t, (n, med, p90) in acc.items():
-        lines.append(f"| {t} | {n} | {med:.1f} | {p90:.1f} |")
-    lines += ["", "Leave-one-source-out numbers over the whole corpus: `benchmarks/RESULTS.md` "
-              "(section `surrogate_accuracy`).", ""]
+    lines += ["", "## Fitted correction", "",
+              "| target | component multipliers exp(u) | offsets exp(theta) |", "|---|---|---|"]
+    for t, comps in COMPONENTS.items():
+        u = ", ".join(f"{c} {np.exp(v):.2f}" for c, v in zip(comps, model.params_[f"{t}.u"]))
+        th = ", ".join(f"{o} {np.exp(v):.2f}" for o, v in zip(OFFSETS, model.params_[f"{t}.theta"]))
+        lines.append(f"| {t} | {u} | {th} |")
+    b = model.params_["DSP.beta"]
+    th = ", ".join(f"{o} {v:+.2f}" for o, v in zip(OFFSETS, model.params_["DSP.theta"]))
+    lines.append(f"| DSP share | sigmoid({model.params_['DSP.alpha'][0]:.2f} + {b[0]:.2f} narrow + "
+                 f"{b[1]:.2f} wide + {b[2]:.2f} csd digits + offsets) | {th} |")
+    for t in ("LUT", "FF", "BRAM_18K", "latency", "II"):
+        tau = float(np.exp(model.net_params_[f"net.{t}.tau"][0]))
+        g = ", ".join(f"{c} {np.exp(v):.2f}" for c, v in zip(GLUE[t], model.net_params_[f"net.{t}.g"]))
+        lines.append(f"| model-level {t} | layer sum x {tau:.2f}; glue: {g or '-'} | |")
+    lines += ["", "## Measured accuracy", "",
+              "Median absolute percentage error; 'other sources' = every non-permissive source of the "
+              "corpus, none of which the default saw (out of the box, no calibration):", "",
+              "| evaluation | " + " | ".join(TARGETS) + " |", "|---|" + "---|" * len(TARGETS)]
+    for name, a in acc.items():
+        lines.append(f"| {name} | " + " | ".join(
+            f"{a[t][1]:.0f} ({a[t][0]})" if t in a else "-" for t in TARGETS) + " |")
+    lines += ["", "Leave-one-source-out numbers of the method over the whole corpus, the few-shot "
+              "calibration curve and interval coverage: `benchmarks/RESULTS.md` (section "
+              "`surrogate_accuracy`).", "",
+              "## Use", "",
+              "`ResourceModel.default()` returns a fresh copy. With 1-5 synthesized reports of your "
+              "own setup (tool, part, strategy), `model.calibrate(read_reports(dir))` adapts the "
+              "corrections; `model.fit(read_reports(dir))` refits from scratch (any number of rows: "
+              "the ridge keeps the physics where your data is thin).", ""]
     return "\n".join(lines)
+
+
+def _accuracy(model: ResourceModel, df: pd.DataFrame) -> dict[str, tuple[int, float]]:
+    from connas4ml_torch.hardware.analytic.evaluate import layer_table
+
+    out: dict[str, tuple[int, float]] = {}
+    P = model.predict_projects(df)
+    P = P[P["complete"]]
+    for t in TARGETS:
+        y, p = P[f"meas_{t}"].to_numpy(float), P[f"pred_{t}"].to_numpy(float)
+        e = _ape(y, p)
+        if len(e):
+            out[t] = (len(e), float(np.median(e)))
+    lay: dict[str, tuple[int, float]] = {}
+    frame, Y = layer_table(df)
+    if len(frame):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pred = model.predict(frame)
+        for t in TARGETS:
+            e = _ape(Y[t].to_numpy(float), pred[t].to_numpy(float))
+            if len(e):
+                lay[t] = (len(e), float(np.median(e)))
+    return {"model": out, "layer": lay}
 
 
 def _ape(y: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -195,25 +240,20 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data.is_dir():
         print(f"fit_default: report corpus {args.data} not found (pass --data)", file=sys.stderr)
         return 2
-    df = load_corpus(args.data, set(PERMISSIVE_SOURCES))
+    full = load_corpus(args.data)
+    df = full[full["source_repo"].isin(PERMISSIVE_SOURCES)].reset_index(drop=True)
     model = ResourceModel().fit(df)
-    rows = training_rows(df)
-    from connas4ml_torch.hardware.features import rows_to_specs_frame
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pred = model.predict(rows_to_specs_frame(rows))
-    acc = {}
-    for t in TARGETS:
-        col = {"latency_cycles": "lat_worst", "II": "ii_max"}.get(t, t)
-        e = _ape(pd.to_numeric(rows[col], errors="coerce").to_numpy(float), pred[t].to_numpy())
-        if len(e):
-            acc[t] = (len(e), float(np.median(e)), float(np.percentile(e, 90)))
+    other = full[~full["source_repo"].isin(PERMISSIVE_SOURCES)]
+    a_in, a_out = _accuracy(model, df), _accuracy(model, other)
+    acc = {"model level, other sources (complete projects)": a_out["model"],
+           "layer level, other sources": a_out["layer"],
+           "model level, training sources (in-sample)": a_in["model"],
+           "layer level, training sources (in-sample)": a_in["layer"]}
     path = model.save(args.out)
-    card = _card(model, df, rows, acc)
+    card = _card(model, df, acc)
     (path.parent / "MODEL_CARD.md").write_text(card)
     size = path.stat().st_size
-    print(f"wrote {path} ({size / 1e6:.2f} MB) from {len(rows)} layer rows; MODEL_CARD.md beside it")
+    print(f"wrote {path} ({size / 1e3:.0f} kB); MODEL_CARD.md beside it")
     print(re.sub(r"\n{2,}", "\n", card))
     return 0
 

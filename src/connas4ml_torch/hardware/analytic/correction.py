@@ -1,0 +1,231 @@
+"""The learned correction on top of the analytic counts: few parameters, monotone by construction.
+
+Per resource ``r`` and layer ``i`` (``a_ik``: analytic components of ``layers.COMPONENTS[r]``,
+``z_i``: category indicators of ``features.OFFSETS``)::
+
+    LUT, FF, BRAM_18K, latency, II:  y_ir = (sum_k exp(u_rk) a_ik) * exp(theta_r . z_i)
+    DSP:                             y_i  = dsp_cand_i * sigmoid(alpha + beta . x_i + theta . z_i)
+
+with ``beta >= 0`` (``x``: narrow/wide operand bits, constant weights' CSD digits). The
+multipliers ``exp(u)`` are positive and the offsets do not depend on sizes or bits, so the
+prediction inherits the counts' monotonicity; the DSP share is below one, so DSPs never exceed the
+DSP slices the multiplications could use. Parameters are fitted in ``log1p`` space with a robust
+loss, every report source weighted equally, and a ridge pulling each parameter to its physical
+default (``u = 0``: the count as derived; ``theta = 0``), so where data is thin the physics
+carries the prediction. The model level adds ``exp(tau_r) * sum(layers) + glue`` (``network.GLUE``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from connas4ml_torch.hardware.analytic.layers import COMPONENTS, DEPTH_SCALED
+from connas4ml_torch.hardware.analytic.network import GLUE
+
+__all__ = ["TARGETS", "AREA_SUM", "GLUE_SCALE", "default_params", "predict_layers",
+           "fit_layers", "fit_network", "predict_totals", "default_network_params"]
+
+TARGETS = ("LUT", "FF", "BRAM_18K", "DSP", "latency", "II")
+AREA_SUM = ("LUT", "FF", "BRAM_18K", "DSP", "latency")  # summed over layers (II: max)
+# physical scale of each glue component (its count times this is the default glue)
+GLUE_SCALE = {"glue_layers": {"LUT": 40.0, "FF": 40.0},
+              "glue_one": {"LUT": 200.0, "FF": 200.0}, "glue_fifo_lut": {"LUT": 1.0},
+              "glue_fifo_ff": {"FF": 1.0}, "glue_fifo_bram": {"BRAM_18K": 1.0},
+              "glue_stream_ii": {"latency": 1.0}}
+# DSP share prior: half the products on DSPs where a fabric product would cost ~50 LUTs
+_DSP_ALPHA0, _DSP_BETA0 = -5.0, np.array([0.0, 0.0, 1.0])
+_LOSS = dict(loss="soft_l1", f_scale=0.5, method="trf", max_nfev=400, x_scale=1.0)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def default_params(n_offsets: int) -> dict[str, np.ndarray]:
+    """The physics-only correction: every component at its derived weight, no offsets."""
+    p: dict[str, np.ndarray] = {}
+    for t, comps in COMPONENTS.items():
+        p[f"{t}.u"] = np.zeros(len(comps))
+        p[f"{t}.theta"] = np.zeros(n_offsets)
+    p["DSP.alpha"] = np.array([_DSP_ALPHA0])
+    p["DSP.beta"] = _DSP_BETA0.copy()
+    p["DSP.theta"] = np.zeros(n_offsets)
+    return p
+
+
+def _resource(t: str, p: dict[str, np.ndarray], A: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    return (A @ np.exp(p[f"{t}.u"])) * np.exp(Z @ p[f"{t}.theta"])
+
+
+def _dsp(p: dict[str, np.ndarray], X: np.ndarray, Z: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    eta = p["DSP.alpha"][0] + X @ p["DSP.beta"] + Z @ p["DSP.theta"]
+    return cand * _sigmoid(eta)
+
+
+_FIT_ORDER = ("latency", "II", "LUT", "BRAM_18K", "FF")
+_DEPTH_COL = COMPONENTS["latency"].index("lat_depth")
+
+
+def depth_cycles(p: dict[str, np.ndarray], comps: dict[str, np.ndarray], Z: np.ndarray) -> np.ndarray:
+    """The learned pipeline depth (cycles) of each layer: the latency model's depth term."""
+    a = comps["latency"][:, _DEPTH_COL]
+    return a * np.exp(p["latency.u"][_DEPTH_COL]) * np.exp(Z @ p["latency.theta"])
+
+
+def ff_matrix(A: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """FF components with the depth-scaled ones multiplied by min(D, 1) or D (registers exist
+    only where the pipeline has stages; one cut per stage)."""
+    A = A.copy()
+    for j, c in enumerate(COMPONENTS["FF"]):
+        how = DEPTH_SCALED.get(c)
+        if how == "min1":
+            A[:, j] *= np.minimum(depth, 1.0)
+        elif how == "linear":
+            A[:, j] *= depth
+        elif how == "excess":  # cuts exist once the path is longer than about half a cycle
+            A[:, j] *= np.maximum(depth - 0.5, 0.0)
+    return A
+
+
+def predict_layers(p: dict[str, np.ndarray], comps: dict[str, np.ndarray], Z: np.ndarray,
+                   X: np.ndarray, cand: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-layer predictions of every target (latency and II at least one cycle)."""
+    comps = dict(comps)
+    comps["FF"] = ff_matrix(comps["FF"], depth_cycles(p, comps, Z))
+    out = {t: _resource(t, p, comps[t], Z) for t in COMPONENTS}
+    out["DSP"] = _dsp(p, X, Z, cand)
+    # a synthesized layer takes at least one cycle (the network sums these per-layer values, so
+    # that a network total is an affine function of the per-layer predictions the search uses)
+    out["latency"] = np.maximum(out["latency"], 1.0)
+    out["II"] = np.maximum(out["II"], 1.0)
+    return out
+
+
+def _solve(resid, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    x0 = np.clip(x0, lower + 1e-9, upper - 1e-9)
+    sol = least_squares(resid, x0, bounds=(lower, upper), **_LOSS)
+    return sol.x
+
+
+def fit_layers(comps: dict[str, np.ndarray], Z: np.ndarray, X: np.ndarray, cand: np.ndarray,
+               Y: dict[str, np.ndarray], w: np.ndarray, ridge: float,
+               start: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Fit the layer-level correction (see the module docstring); targets with no finite rows
+    keep the physical defaults."""
+    nz = Z.shape[1]
+    p = default_params(nz)
+    start = start or p
+    sq_ridge = np.sqrt(ridge)
+    comps = dict(comps)
+    for t in _FIT_ORDER:
+        if t == "FF":
+            comps["FF"] = ff_matrix(comps["FF"], depth_cycles(p, comps, Z))
+        y = Y[t]
+        ok = np.isfinite(y) & (y >= 0) & np.isfinite(comps[t]).all(axis=1)
+        if t in ("latency", "II"):
+            ok &= y >= 1  # inlined functions report 0 cycles: no information on their depth
+        if not ok.any():
+            continue
+        A, Zt, zy, sw = comps[t][ok], Z[ok], np.log1p(y[ok]), np.sqrt(w[ok])
+        k = A.shape[1]
+        floor = 1.0 if t in ("latency", "II") else 0.0
+
+        def resid(v: np.ndarray, A=A, Zt=Zt, zy=zy, sw=sw, k=k, floor=floor) -> np.ndarray:
+            pred = np.maximum((A @ np.exp(v[:k])) * np.exp(Zt @ v[k:]), floor)
+            return np.concatenate([sw * (np.log1p(pred) - zy), sq_ridge * v])
+
+        x0 = np.concatenate([start[f"{t}.u"], start[f"{t}.theta"]])
+        lim = np.full(k + nz, 6.0)
+        v = _solve(resid, x0, -lim, lim)
+        p[f"{t}.u"], p[f"{t}.theta"] = v[:k], v[k:]
+    y = Y["DSP"]
+    ok = np.isfinite(y) & (y >= 0)
+    if ok.any():
+        Xd, Zd, cd, zy, sw = X[ok], Z[ok], cand[ok], np.log1p(y[ok]), np.sqrt(w[ok])
+        prior = np.concatenate([[_DSP_ALPHA0], _DSP_BETA0, np.zeros(nz)])
+        scale = np.concatenate([[0.3], [1.0, 1.0, 1.0], np.ones(nz)])
+
+        def resid_d(v: np.ndarray) -> np.ndarray:
+            eta = v[0] + Xd @ v[1:4] + Zd @ v[4:]
+            pred = cd * _sigmoid(eta)
+            return np.concatenate([sw * (np.log1p(pred) - zy), sq_ridge * scale * (v - prior)])
+
+        x0 = np.concatenate([start["DSP.alpha"], start["DSP.beta"], start["DSP.theta"]])
+        lo = np.concatenate([[-60.0], [0.0, 0.0, 0.0], np.full(nz, -8.0)])
+        hi = np.concatenate([[20.0], [5.0, 5.0, 5.0], np.full(nz, 8.0)])
+        v = _solve(resid_d, x0, lo, hi)
+        p["DSP.alpha"], p["DSP.beta"], p["DSP.theta"] = v[:1], v[1:4], v[4:]
+    return p
+
+
+# ---- model level ------------------------------------------------------------------------------
+def default_network_params() -> dict[str, np.ndarray]:
+    """Model level at its physical default: totals = layer sums + the derived glue. Latency
+    also has ``chain`` = log(s): in a network each layer adds ``latency - 1 + s`` cycles (a
+    layer's standalone cycle of I/O registers merges with its neighbours' when s < 1)."""
+    p = {f"net.{t}.tau": np.zeros(1) for t in TARGETS}
+    for t in TARGETS:
+        p[f"net.{t}.g"] = np.zeros(len(GLUE[t]))
+    p["net.latency.chain"] = np.zeros(1)
+    return p
+
+
+def chained(p: dict[str, np.ndarray], lat: np.ndarray) -> np.ndarray:
+    """Each layer's share of the network latency before the scale: ``lat - 1 + s`` (>= 0)."""
+    s = float(np.exp(p.get("net.latency.chain", np.zeros(1))[0]))
+    return np.maximum(np.asarray(lat, float) - 1.0 + s, 0.0)
+
+
+def _glue_matrix(t: str, G: dict[str, np.ndarray]) -> np.ndarray:
+    cols = [G[c] * GLUE_SCALE.get(c, {}).get(t, 1.0) for c in GLUE[t]]
+    n = len(next(iter(G.values()))) if G else 0
+    return np.column_stack(cols) if cols else np.zeros((n, 0))
+
+
+def predict_totals(p: dict[str, np.ndarray], S: dict[str, np.ndarray],
+                   G: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(totals, glue part) per network from the layer aggregates ``S`` (sums; II: max) and the
+    glue components ``G``. The layer part of a total is ``exp(tau) * S``; DSP is the plain sum."""
+    tot, glue = {}, {}
+    chain = float(np.exp(p.get("net.latency.chain", np.zeros(1))[0]))
+    for t in TARGETS:
+        Gm = _glue_matrix(t, G)
+        g = Gm @ np.exp(p[f"net.{t}.g"]) if Gm.shape[1] else np.zeros(len(S[t]))
+        scale = 1.0 if t in ("DSP", "II") else float(np.exp(p[f"net.{t}.tau"][0]))
+        glue[t] = g
+        s_t = S[t] - G["glue_layers"] * (1.0 - chain) if t == "latency" else S[t]
+        tot[t] = scale * s_t + g
+        if t in ("latency", "II"):
+            tot[t] = np.maximum(tot[t], 1.0)
+    return tot, glue
+
+
+def fit_network(S: dict[str, np.ndarray], G: dict[str, np.ndarray], Y: dict[str, np.ndarray],
+                w: np.ndarray, ridge: float) -> dict[str, np.ndarray]:
+    """Fit ``tau`` and the glue multipliers on model-level reports (robust, ridge to default)."""
+    p = default_network_params()
+    sq = np.sqrt(ridge)
+    for t in TARGETS:
+        if t in ("DSP", "II"):  # sum of the layers' DSPs (keeps the bound); max of their IIs
+            continue
+        y = Y[t]
+        ok = np.isfinite(y) & (y >= 0) & np.isfinite(S[t])
+        if not ok.any():
+            continue
+        Gm = _glue_matrix(t, G)[ok]
+        s, zy, sw, k = S[t][ok], np.log1p(y[ok]), np.sqrt(w[ok]), Gm.shape[1]
+        nl = G["glue_layers"][ok] if t == "latency" else np.zeros(len(s))
+        lat = t == "latency"
+
+        def resid(v: np.ndarray, Gm=Gm, s=s, zy=zy, sw=sw, k=k, nl=nl, lat=lat) -> np.ndarray:
+            s_t = s - nl * (1.0 - np.exp(v[-1])) if lat else s
+            pred = np.maximum(np.exp(v[0]) * s_t + (Gm @ np.exp(v[1:1 + k]) if k else 0.0), 0.0)
+            return np.concatenate([sw * (np.log1p(pred) - zy), sq * v])
+
+        n = 1 + k + int(lat)
+        v = _solve(resid, np.zeros(n), np.full(n, -6.0), np.full(n, 6.0))
+        p[f"net.{t}.tau"], p[f"net.{t}.g"] = v[:1], v[1:1 + k]
+        if lat:
+            p["net.latency.chain"] = v[-1:]
+    return p

@@ -1,0 +1,189 @@
+"""Fitting plumbing of ``ResourceModel``: designs, source weights, network aggregates and the
+held-out residuals that give the prediction intervals (leave one source out)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from connas4ml_torch.hardware.analytic import design
+from connas4ml_torch.hardware.analytic.correction import (
+    TARGETS,
+    fit_layers,
+    fit_network,
+    predict_layers,
+    predict_totals,
+)
+from connas4ml_torch.hardware.analytic.layers import COMPONENTS
+from connas4ml_torch.hardware.analytic.network import latency_contributions, network_glue
+
+__all__ = ["QGRID", "LayerData", "NetData", "layer_data", "net_data", "fit_params",
+           "network_arrays", "loso_residuals", "source_weights"]
+
+QGRID = np.round(np.linspace(0.01, 0.99, 99), 2)  # probabilities of the stored residual quantiles
+
+
+@dataclass
+class LayerData:
+    """Designs and measured targets of training layers."""
+
+    D: dict[str, np.ndarray]
+    Y: dict[str, np.ndarray]
+    groups: np.ndarray
+
+    def subset(self, mask: np.ndarray) -> LayerData:
+        return LayerData({k: v[mask] for k, v in self.D.items()},
+                         {k: v[mask] for k, v in self.Y.items()}, self.groups[mask])
+
+
+@dataclass
+class NetData:
+    """Complete projects: their layer frames and designs, and the measured totals."""
+
+    frames: list[pd.DataFrame]
+    designs: list[dict[str, np.ndarray]]
+    Y: dict[str, np.ndarray]
+    groups: np.ndarray
+    info: list[dict[str, Any]] = field(default_factory=list)
+
+    def subset(self, mask: np.ndarray) -> NetData:
+        idx = np.flatnonzero(mask)
+        return NetData([self.frames[i] for i in idx], [self.designs[i] for i in idx],
+                       {k: v[mask] for k, v in self.Y.items()}, self.groups[mask],
+                       [self.info[i] for i in idx] if self.info else [])
+
+
+def source_weights(groups: np.ndarray) -> np.ndarray:
+    """Every source the same total weight (a source with 9,000 rows counts as one with 3)."""
+    g = pd.Series(np.asarray(groups, dtype=object))
+    return (1.0 / g.map(g.value_counts())).to_numpy(float)
+
+
+def layer_data(frame: pd.DataFrame, Y: pd.DataFrame, groups: np.ndarray) -> LayerData:
+    D = design(frame)
+    return LayerData(D, {t: pd.to_numeric(Y[t], errors="coerce").to_numpy(float) if t in Y
+                         else np.full(len(frame), np.nan) for t in TARGETS}, np.asarray(groups))
+
+
+def net_data(projects: list[dict[str, Any]]) -> NetData:
+    frames = [p["frame"] for p in projects]
+    return NetData(frames, [design(f) for f in frames],
+                   {t: np.array([p["measured"][t] for p in projects], float) for t in TARGETS},
+                   np.array([p["source_repo"] for p in projects], dtype=object), projects)
+
+
+def _comps(D: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {t: D[f"A.{t}"] for t in COMPONENTS}
+
+
+def layer_predictions(params: dict[str, np.ndarray], D: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out = predict_layers(params, _comps(D), D["Z"], D["X"], D["cand"])
+    out["DSP"] = np.minimum(out["DSP"], D["dsp_max"])
+    return out
+
+
+def network_arrays(params: dict[str, np.ndarray], frame: pd.DataFrame,
+                   D: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, float],
+                                                      dict[str, float]]:
+    """(per-layer predictions with latency as network shares, aggregates S, glue components G)."""
+    L = layer_predictions(params, D)
+    L["latency"] = latency_contributions(frame, L["latency"], L["II"])
+    S = {t: float(L[t].sum()) for t in TARGETS if t != "II"}
+    S["II"] = float(L["II"].max()) if len(L["II"]) else 1.0
+    return L, S, network_glue(frame, L["II"])
+
+
+def _aggregate(params: dict[str, np.ndarray], nd: NetData) -> tuple[dict, dict]:
+    S_rows, G_rows = [], []
+    for f, D in zip(nd.frames, nd.designs):
+        _, S, G = network_arrays(params, f, D)
+        S_rows.append(S)
+        G_rows.append(G)
+    S = {t: np.array([s[t] for s in S_rows], float) for t in TARGETS}
+    keys = G_rows[0].keys() if G_rows else []
+    G = {k: np.array([g[k] for g in G_rows], float) for k in keys}
+    return S, G
+
+
+def fit_params(ld: LayerData, nd: NetData | None, ridge: float, net_ridge: float,
+               start: dict[str, np.ndarray] | None = None) -> tuple[dict, dict]:
+    """Layer correction on ``ld``, then the model-level terms on ``nd`` (if any projects)."""
+    from connas4ml_torch.hardware.analytic.correction import default_network_params
+
+    p = fit_layers(_comps(ld.D), ld.D["Z"], ld.D["X"], ld.D["cand"], ld.Y,
+                   source_weights(ld.groups), ridge, start)
+    if nd is None or not nd.frames:
+        return p, default_network_params()
+    S, G = _aggregate(p, nd)
+    return p, fit_network(S, G, nd.Y, source_weights(nd.groups), net_ridge)
+
+
+def project_totals(p: dict, q: dict, nd: NetData) -> dict[str, np.ndarray]:
+    if not nd.frames:
+        return {t: np.zeros(0) for t in TARGETS}
+    S, G = _aggregate(p, nd)
+    return predict_totals(q, S, G)[0]
+
+
+def loso_residuals(ld: LayerData, nd: NetData | None, ridge: float, net_ridge: float,
+                   start: dict[str, np.ndarray] | None = None
+                   ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, np.ndarray]]]:
+    """``log((y+1)/(pred+1))`` of every layer and project, each predicted by a model fitted
+    without its source (the honest spread of the model on a source it has not seen), and the
+    source of each residual."""
+    out: dict[str, dict[str, list]] = {"layer": {t: [] for t in TARGETS},
+                                       "model": {t: [] for t in TARGETS}}
+    src_of: dict[str, dict[str, list]] = {"layer": {t: [] for t in TARGETS},
+                                          "model": {t: [] for t in TARGETS}}
+    srcs = sorted(set(ld.groups) | (set(nd.groups) if nd is not None else set()))
+    if len(srcs) < 2:
+        empty = {lv: {t: np.zeros(0) for t in TARGETS} for lv in out}
+        return empty, {lv: {t: np.zeros(0, dtype=object) for t in TARGETS} for lv in out}
+    for s in srcs:
+        tr = ld.groups != s
+        ntr = nd.groups != s if nd is not None else None
+        p, q = fit_params(ld.subset(tr), nd.subset(ntr) if nd is not None else None, ridge,
+                          net_ridge, start)
+        te = ld.subset(~tr)
+        if len(te.groups):
+            pred = layer_predictions(p, te.D)
+            for t in TARGETS:
+                y = te.Y[t]
+                ok = np.isfinite(y) & (y >= 0) & ((y >= 1) if t in ("latency", "II") else True)
+                out["layer"][t].append(np.log1p(y[ok]) - np.log1p(pred[t][ok]))
+                src_of["layer"][t].append(np.full(int(ok.sum()), s, dtype=object))
+        if nd is not None and (~ntr).any():
+            nte = nd.subset(~ntr)
+            tot = project_totals(p, q, nte)
+            for t in TARGETS:
+                y = nte.Y[t]
+                ok = np.isfinite(y) & (y >= 0)
+                out["model"][t].append(np.log1p(y[ok]) - np.log1p(tot[t][ok]))
+                src_of["model"][t].append(np.full(int(ok.sum()), s, dtype=object))
+    res = {lv: {t: (np.concatenate(v) if v else np.zeros(0)) for t, v in d.items()}
+           for lv, d in out.items()}
+    grp = {lv: {t: (np.concatenate(v) if v else np.zeros(0, dtype=object)) for t, v in d.items()}
+           for lv, d in src_of.items()}
+    return res, grp
+
+
+def shrinkage(r: np.ndarray, g: np.ndarray) -> float:
+    """Empirical-Bayes shrinkage of a per-source offset from held-out residuals: the within-
+    source variance over the between-source variance of the source medians (how many reports
+    of a new source it takes before its own offset beats the fitted model), both from median
+    absolute deviations so that one odd report does not decide; clipped to [0.25, 8]."""
+    if r.size < 4 or len(set(g)) < 3:
+        return 1.0
+    df = pd.DataFrame({"r": r, "g": g})
+
+    def mad2(x: pd.Series) -> float:
+        return float((1.4826 * np.median(np.abs(x - np.median(x)))) ** 2)
+
+    sizes = df["g"].value_counts()
+    multi = sizes[sizes > 1].index
+    within = float(np.median([mad2(df.loc[df["g"] == s, "r"]) for s in multi])) if len(multi) else 0.0
+    between = mad2(df.groupby("g")["r"].median()) - within / max(float(sizes.mean()), 1.0)
+    return float(np.clip(within / max(between, 1e-3), 0.25, 8.0))
