@@ -1,9 +1,11 @@
-"""Hardware side: HLS settings, FPGA parts, layer descriptions, report readers, the resource surrogate.
+"""Hardware side: resource vocabulary and FPGA parts, HLS settings, layer descriptions, report
+readers, the cost model (hls4ml's logic counted analytically, corrected from real reports).
 
-Knows layers and HLS configurations, never torch modules (DESIGN.md §1).
+Knows layers and HLS configurations, never torch modules (docs/design.md, "Rooms and floors").
 """
 
 from connas4ml_torch.hardware.config import HLSConfig
+from connas4ml_torch.hardware.costmodel import CostModel, DomainFinding, NetworkPrediction
 from connas4ml_torch.hardware.layerspec import LayerSpec
 from connas4ml_torch.hardware.model import TARGETS, OutOfDomainWarning, ResourceModel
 from connas4ml_torch.hardware.reports import (
@@ -19,6 +21,9 @@ from connas4ml_torch.hardware.resources import part_dsp, part_family, part_resou
 
 __all__ = [
     "HLSConfig",
+    "CostModel",
+    "NetworkPrediction",
+    "DomainFinding",
     "LayerSpec",
     "ResourceModel",
     "TARGETS",

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from connas4ml_torch.errors import ConfigError
+from connas4ml_torch.hardware.weights import csd_digits, weight_stats, weight_stats_expected
 
 __all__ = [
     "ceil_log2", "dsp_slices_per_product", "dsp_mapped_fraction", "csd_digits",
@@ -54,23 +54,6 @@ def dsp_mapped_fraction(weight_bits: np.ndarray, input_bits: np.ndarray) -> np.n
     return 1.0 / (1.0 + np.exp(-3.0 * (wide - 9.5))) / (1.0 + np.exp(-3.0 * (narrow - 4.5)))
 
 
-def csd_digits(values: np.ndarray) -> np.ndarray:
-    """Non-zero digits of the canonical signed-digit form of integers (elementwise).
-
-    A constant product ``w*x`` under hls4ml's Latency strategy is built from one shifted copy of
-    ``x`` per non-zero CSD digit of ``w`` (``digits - 1`` adders); 0 has none, powers of two one.
-    """
-    v = np.abs(np.asarray(values, dtype=np.int64)).copy()
-    out = np.zeros(v.shape, dtype=np.int64)
-    while np.any(v):
-        odd = (v & 1).astype(bool)
-        # a run of ones ...0111 becomes 100(-1): take digit -1 where the next bit is also one
-        rem = np.where(odd & ((v & 3) == 3), -1, np.where(odd, 1, 0))
-        out += odd
-        v = (v - rem) >> 1
-    return out
-
-
 @lru_cache(maxsize=64)
 def _expected_csd_table(bits: int) -> float:
     """Mean CSD digits over all ``bits``-bit signed integers (the weights' grid, uniform)."""
@@ -88,59 +71,6 @@ def expected_csd_digits(weight_bits: np.ndarray) -> np.ndarray:
     table = np.array([_expected_csd_table(int(b)) if b <= 20 else b / 3 + 0.5
                       for b in range(1, 42)])
     return table[lo - 1] + (wb - lo) * (table[lo] - table[lo - 1])
-
-
-def weight_stats(weights: np.ndarray, bits: int, scale: float | None = None) -> dict[str, float]:
-    """Statistics of one layer's weights on hls4ml's fixed-point grid (pure numpy).
-
-    ``weights``: float array (e.g. ``torch_weight.detach().cpu().numpy()``); ``bits``: total
-    width of the weight type; ``scale``: the grid step as a power of two (``2**-frac_bits``); by
-    default the smallest power of two that keeps ``max|w|`` inside ``bits`` signed bits. Returns
-    ``n_weights``, ``n_nonzero`` (after quantization), ``csd_digits`` (total non-zero signed
-    digits of the quantized non-zero weights) and ``csd_digits_mean`` (per non-zero weight); the
-    LayerSpec fields ``n_nonzero_weights`` and ``csd_digits`` take the first and third.
-    """
-    w = np.asarray(weights, dtype=float).ravel()
-    if bits < 1:
-        raise ConfigError(f"weight_stats: bits must be >= 1, got {bits}")
-    scale = _grid_scale(w, bits, scale)
-    q = np.clip(np.round(w / scale), -(2 ** (bits - 1)), 2 ** (bits - 1) - 1).astype(np.int64)
-    nz = q != 0
-    d = csd_digits(q[nz])
-    total = float(d.sum())
-    return {"n_weights": float(w.size), "n_nonzero": float(nz.sum()), "csd_digits": total,
-            "csd_digits_mean": total / max(float(nz.sum()), 1.0)}
-
-
-def _grid_scale(w: np.ndarray, bits: int, scale: float | None) -> float:
-    if scale is not None:
-        return float(scale)
-    m = float(np.max(np.abs(w))) if w.size else 0.0
-    top = 2.0 ** (bits - 1) - 1
-    return float(2.0 ** np.ceil(np.log2(m / top))) if m > 0 else 1.0
-
-
-def weight_stats_expected(weights: np.ndarray, bits: int,
-                          scale: float | None = None) -> dict[str, float]:
-    """Expected :func:`weight_stats` under stochastic rounding to the grid: each weight rounds
-    to its lower grid neighbour with probability ``1 - f`` and to the upper with ``f`` (``f`` the
-    fractional part). The expectation is piecewise linear in every weight, so it has a gradient
-    almost everywhere (the search can evaluate the same formula on torch tensors: the values of
-    ``csd_digits`` at the two neighbours are constants). Returns ``n_nonzero`` and
-    ``csd_digits`` (totals) like :func:`weight_stats`."""
-    w = np.asarray(weights, dtype=float).ravel()
-    if bits < 1:
-        raise ConfigError(f"weight_stats_expected: bits must be >= 1, got {bits}")
-    s = _grid_scale(w, bits, scale)
-    lo_i, hi_i = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    x = np.clip(w / s, lo_i, hi_i)
-    lo = np.floor(x)
-    f = x - lo
-    hi = np.minimum(lo + 1, hi_i)
-    d_lo, d_hi = csd_digits(lo.astype(np.int64)), csd_digits(hi.astype(np.int64))
-    nz = (1 - f) * (lo != 0) + f * (hi != 0)
-    dig = (1 - f) * d_lo + f * d_hi
-    return {"n_weights": float(w.size), "n_nonzero": float(nz.sum()), "csd_digits": float(dig.sum())}
 
 
 def lut_per_product(weight_bits: np.ndarray, input_bits: np.ndarray) -> np.ndarray:
