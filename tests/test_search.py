@@ -258,3 +258,39 @@ def test_reinforce_moves_the_architecture_towards_the_better_network(cost, targe
     assert sn.choices()["0"]["width"] == expected
     assert float(sn.probabilities()["0"]["width"].max()) > 0.8
     assert stats["task_loss"] >= 0
+
+
+def test_activations_and_tables_are_costed_like_the_derived_network(cost):
+    """A sigmoid's lookup tables (BRAM) and the ReLUs are in the search's cost, and the search's
+    cost of a network equals the cost model's prediction for the derived network's own specs."""
+    x, _ = task()
+    net = nn.Sequential(nn.Linear(16, 32), nn.Sigmoid(), nn.Linear(32, 16), nn.ReLU(),
+                        nn.Linear(16, 5))
+    sn = cn.searchable(net, cn.SearchSpace(weight_bits=[4, 8], act_bits=[6, 8]), example_input=x[:64])
+    s = cn.Search(sn, cost, HLS)
+    names = [lt.name for lt in s.tables.layers]
+    assert "1" in names and "3" in names  # the sigmoid and the ReLU
+    sel = s.selection()
+    assert sel.breakdown["1"]["BRAM_18K"] > 0 or sel.breakdown["1"]["LUT"] > 0
+    specs = layer_specs(sn.derive(sel.choices), x[:4], HLS)
+    assert {"net.1.op", "net.3"} <= set(specs) and specs["net.1.op"].activation == "sigmoid"
+    total = cost.predict_network(list(specs.values()))
+    for r in ("LUT", "FF", "BRAM_18K", "DSP"):
+        assert sel.resources[r] == pytest.approx(total[r], rel=1e-4, abs=1e-3), r
+
+
+def test_weight_aware_costs_follow_the_weights(cost):
+    """Under the Latency strategy zero weights are free: zeroing half of a layer's weights and
+    refreshing the tables lowers that layer's predicted LUTs."""
+    x, _ = task()
+    sn = cn.searchable(mlp(), cn.SearchSpace(weight_bits=[6], act_bits=[8]), example_input=x[:64])
+    s = cn.Search(sn, cost, HLS)
+    before = s.selection().breakdown["0"]["LUT"]
+    with torch.no_grad():
+        w = sn.net[0].weight
+        w[:, ::2] = 0.0
+    s.refresh_costs()
+    after = s.selection().breakdown["0"]["LUT"]
+    assert after < 0.8 * before, (before, after)
+    blind = cn.Search(sn, cost, HLS, settings=cn.SearchSettings(weight_aware=False))
+    assert blind.selection().breakdown["0"]["LUT"] > after

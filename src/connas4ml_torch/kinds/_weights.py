@@ -278,6 +278,45 @@ class WeightKind(LayerKind):
             axes["kernel"] = (module.name, "kernel")
         return axes
 
+    def weight_stats(self, mod: SearchableWeight, ctx: Any) -> dict[str, float]:
+        """``n_nonzero_weights`` and ``csd_digits`` of the weights one choice of the layer would
+        export (the first ``out`` rows, the producer's first ``in`` channels, the cropped
+        kernel, on the ``wbits`` grid of the learned threshold): under the Latency strategy
+        hls4ml bakes the weights in as constants, so these set the multipliers' cost."""
+        import math
+
+        import numpy as np
+
+        from connas4ml_torch.hardware.weights import csd_digits
+        from connas4ml_torch.quant import int_range
+
+        v = ctx.values
+        ch = {"width": int(v["out"])}
+        w, _ = self.sliced(mod, ch, v.get("in"), ctx.block)
+        k = v.get("kernel")
+        if k is not None and w.dim() > 2 and k != w.shape[-1]:
+            lo = (w.shape[-1] - k) // 2
+            w = w[(slice(None), slice(None)) + (slice(lo, lo + k),) * (w.dim() - 2)]
+        bits = int(v["wbits"])
+        scale = 2.0 ** (math.ceil(float(mod.weight_log2_threshold.detach())) - (bits - 1))
+        lo_i, hi_i = int_range(bits, signed=True, narrow=True)
+        q = torch.clamp(torch.round(w.double() / scale), lo_i, hi_i).to(torch.int64).numpy()
+        nz = q[q != 0]
+        return {"n_nonzero_weights": int(nz.size), "csd_digits": float(np.sum(csd_digits(nz)))}
+
+    def export_weight_stats(self, t: Any) -> dict[str, float]:
+        """:meth:`weight_stats` of a traced Brevitas layer's quantized weights (the constants
+        the exported project holds)."""
+        import numpy as np
+
+        from connas4ml_torch.hardware.weights import csd_digits
+
+        with torch.no_grad():
+            q = t.module.quant_weight()
+            ints = torch.round(q.value / q.scale).to(torch.int64).cpu().numpy()
+        nz = ints[ints != 0]
+        return {"n_nonzero_weights": int(nz.size), "csd_digits": float(np.sum(csd_digits(nz)))}
+
     def sliced(self, mod: SearchableWeight, ch: dict[str, int], in_width: int | None, block: int
                ) -> tuple[Tensor, Tensor]:
         """The chosen rows (output channels) and input columns of the shared weight and bias

@@ -18,7 +18,7 @@ layer (the search and the export work on power-of-two grids).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -197,6 +197,36 @@ class _ActKind(LayerKind):
     role = "act"
     searchable_type = SearchableAct
     relu = False
+    # the hls4ml layer this activation becomes, for the cost model (None: free, e.g. a cast
+    # that hls4ml merges into the next layer)
+    hls_layer: ClassVar[str | None] = None
+    hls_activation: ClassVar[str | None] = None
+
+    def cost_axes(self, module: Any, node: Any) -> dict[str, tuple[str, str]]:
+        if self.hls_layer is None:
+            return {}
+        axes = {"abits": (module.name, "bits")}
+        if node.producer is not None:
+            axes["in"] = (node.producer, "width")
+        return axes
+
+    def spec(self, ctx: Any, hls: Any) -> Any:
+        """An hls4ml element-wise layer over the traced input: channels (the producer's chosen
+        width when it is searched) times the pixels of the feature map."""
+        if self.hls_layer is None:
+            return None
+        from connas4ml_torch.hardware.layerspec import LayerSpec
+
+        shape = tuple(ctx.in_shape)
+        channels = int(ctx.values.get("in", shape[1] if len(shape) > 1 else 1))
+        bits = int(ctx.values["abits"])
+        return LayerSpec(self.hls_layer, channels, channels, (), self.pixels(ctx),
+                         input_bits=int(ctx.in_bits or activation_input_bits(bits)),
+                         result_bits=bits, activation=self.hls_activation).with_hls(hls, ctx.name)
+
+    def pixels(self, ctx: Any) -> tuple[int, ...]:
+        """Output positions of an element-wise layer (the input's spatial size)."""
+        return tuple(int(d) for d in ctx.in_shape[2:])
 
     def derive(self, mod: SearchableAct, choices: dict[str, dict[str, int]], ctx: Any = None):
         return make_quantizer(mod.log2_threshold, choices[mod.name]["bits"], relu=mod.relu)
@@ -211,6 +241,14 @@ class _ActKind(LayerKind):
         if not m.act_quant.is_quant_enabled:
             raise ExportError(f"{where} has no activation quantizer. Fix: {fix}.")
         refuse_float_scale(where, "activation", m.act_quant, fix)
+
+
+def activation_input_bits(result_bits: int) -> int:
+    """The width assumed for an activation's input (a weight layer's accumulator, whose exact
+    width depends on choices of other layers): its output's bits plus 8, the headroom of a sum
+    of a few dozen products. The search and the export use the same rule, so that the search's
+    cost of a network equals the cost model's prediction for the derived network."""
+    return min(int(result_bits) + 8, 32)
 
 
 def make_quantizer(log2_threshold: Tensor, bits: int, relu: bool) -> nn.Module:
@@ -229,6 +267,8 @@ def make_quantizer(log2_threshold: Tensor, bits: int, relu: bool) -> nn.Module:
 class ReLU(_ActKind):
     name = "ReLU"
     relu = True
+    hls_layer = "Activation"
+    hls_activation = "relu"
     torch_types = (nn.ReLU,)
     brevitas_types = ("QuantReLU",)
     hls_classes = ("Activation",)

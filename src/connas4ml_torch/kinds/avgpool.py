@@ -30,7 +30,12 @@ from torch import nn
 
 from connas4ml_torch.errors import ExportError, UnsupportedLayerError
 from connas4ml_torch.kinds._weights import label
-from connas4ml_torch.kinds.activation import SearchableOpAct, _ActKind, grid_quantizer
+from connas4ml_torch.kinds.activation import (
+    SearchableOpAct,
+    _ActKind,
+    activation_input_bits,
+    grid_quantizer,
+)
 from connas4ml_torch.kinds.base import ArchControl, register
 from connas4ml_torch.kinds.pooling import pool_1d_patch
 
@@ -47,6 +52,7 @@ def _dims(m: nn.Module) -> int:
 
 class AvgPool(_ActKind):
     name = "AvgPool"
+    hls_layer = "Pooling"  # Pooling1D/2D: spec() says which
     torch_types = (nn.AvgPool1d, nn.AvgPool2d, *_ADAPTIVE)
     searchable_type = SearchableOpAct
     hls_classes = ("Pooling1D", "Pooling2D")
@@ -110,8 +116,24 @@ class AvgPool(_ActKind):
         quant = grid_quantizer(mod.log2_threshold, choices[mod.name]["bits"], mod.signed)
         return nn.Sequential(OrderedDict(op=pool, quant=quant))
 
-    def spec(self, ctx: Any, hls: Any) -> None:
-        return None  # the search costs weight layers; LayerSpec has no pooling type yet
+    def spec(self, ctx: Any, hls: Any) -> Any:
+        """hls4ml's ``Pooling1D/2D`` (average) over the traced input: channels, window, output
+        positions; its result and accumulator carry the input grid plus the division's bits."""
+        from connas4ml_torch.hardware.layerspec import LayerSpec
+
+        if hasattr(ctx.module, "window"):  # the supernet's module
+            kernel, _ = ctx.module.window
+        else:  # a derived nn.AvgPool1d/2d
+            k = ctx.module.kernel_size
+            kernel = tuple(k) if isinstance(k, (tuple, list)) else (int(k),) * (len(ctx.in_shape) - 2)
+        shape = tuple(ctx.in_shape)
+        channels = int(ctx.values.get("in", shape[1]))
+        bits = int(ctx.values["abits"])
+        out = tuple(int(d) for d in ctx.out_shape[2:]) or tuple(
+            s // k for s, k in zip(shape[2:], kernel))
+        return LayerSpec(f"Pooling{len(kernel)}D", channels, channels, tuple(kernel), out,
+                         input_bits=int(ctx.in_bits or activation_input_bits(bits)),
+                         result_bits=bits, activation="average").with_hls(hls, ctx.name)
 
     # ---- export -------------------------------------------------------------------------------
     def check_export(self, name: str, m: nn.Module) -> None:

@@ -141,7 +141,10 @@ class SpecContext:
 
     ``values`` are the chosen architecture values of the layer's cost variables (``"out"``,
     ``"in"``, ``"wbits"``, ``"abits"``, ``"kernel"``); ``in_shape``/``out_shape`` the traced
-    shapes; ``block`` the input features per producer channel (Dense after a flatten).
+    shapes; ``block`` the input features per producer channel (Dense after a flatten);
+    ``in_bits`` the width of the layer's input type when the search knows it (an activation fed
+    by a weight layer's accumulator: its widest case); ``with_weights``: describe the layer's
+    current weights too (non-zero count, CSD digits) for a weight-aware cost model.
     """
 
     name: str
@@ -150,6 +153,8 @@ class SpecContext:
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
     block: int = 1
+    in_bits: int | None = None
+    with_weights: bool = False
 
 
 @dataclass(frozen=True)

@@ -127,9 +127,10 @@ class Conv(WeightKind):
         v, mod = ctx.values, ctx.module
         n_in = v["in"] if "in" in v else ctx.in_shape[1]
         k = v.get("kernel", mod.kernel_size[0])
+        stats = self.weight_stats(mod, ctx) if ctx.with_weights else {}
         return LayerSpec(self.name, int(n_in), int(v["out"]), (k,) * mod.dims,
                          tuple(ctx.out_shape[2:]), weight_bits=int(v["wbits"]),
-                         input_bits=int(v["abits"])).with_hls(hls, ctx.name)
+                         input_bits=int(v["abits"]), **stats).with_hls(hls, ctx.name)
 
     def export_spec(self, t: Any, hls: Any):
         from connas4ml_torch.hardware.layerspec import LayerSpec
@@ -138,7 +139,8 @@ class Conv(WeightKind):
         return LayerSpec(self.name, int(m.in_channels), int(m.out_channels),
                          kernel=tuple(int(k) for k in m.kernel_size),
                          out_size=tuple(int(s) for s in t.out_shape[2:2 + self.dims]),
-                         weight_bits=t.weight.bits, input_bits=t.input.bits).with_hls(hls, t.name)
+                         weight_bits=t.weight.bits, input_bits=t.input.bits,
+                         **self.export_weight_stats(t)).with_hls(hls, t.name)
 
     def check_export(self, name: str, m: nn.Module) -> None:
         super().check_export(name, m)

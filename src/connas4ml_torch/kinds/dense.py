@@ -66,15 +66,17 @@ class Dense(WeightKind):
 
         v = ctx.values
         n_in = v["in"] * ctx.block if "in" in v else ctx.in_shape[-1]
+        stats = self.weight_stats(ctx.module, ctx) if ctx.with_weights else {}
         return LayerSpec("Dense", int(n_in), int(v["out"]), weight_bits=int(v["wbits"]),
-                         input_bits=int(v["abits"])).with_hls(hls, ctx.name)
+                         input_bits=int(v["abits"]), **stats).with_hls(hls, ctx.name)
 
     def export_spec(self, t: Any, hls: Any):
         from connas4ml_torch.hardware.layerspec import LayerSpec
 
         m = t.module
         return LayerSpec("Dense", int(m.in_features), int(m.out_features),
-                         weight_bits=t.weight.bits, input_bits=t.input.bits).with_hls(hls, t.name)
+                         weight_bits=t.weight.bits, input_bits=t.input.bits,
+                         **self.export_weight_stats(t)).with_hls(hls, t.name)
 
     def one_layer(self, spec: Any, q: dict[str, Any]):
         from brevitas.nn import QuantLinear

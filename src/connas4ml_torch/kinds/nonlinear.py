@@ -132,6 +132,7 @@ class _Table(_ActKind):
     signed = True
     searchable_type = SearchableOpAct
     hls_classes = ("Activation",)
+    hls_layer = "Activation"  # hls_activation: the table's function (set below)
 
     def to_searchable(self, name: str, module: nn.Module, space: Any, ctl: ArchControl):
         return SearchableOpAct(name, ctl, space.act_bits_for(name), self.derived_types[0](),
@@ -142,8 +143,6 @@ class _Table(_ActKind):
         quant = grid_quantizer(mod.log2_threshold, choices[mod.name]["bits"], mod.signed)
         return nn.Sequential(OrderedDict(op=op, quant=quant))
 
-    def spec(self, ctx: Any, hls: Any) -> None:
-        return None  # not costed yet: LayerSpec has no Activation type (table BRAM/LUT)
 
     def check_export(self, name: str, m: nn.Module) -> None:
         if isinstance(m, self.derived_types):
@@ -169,7 +168,7 @@ class _Table(_ActKind):
 
 class Sigmoid(_Table):
     name = "Sigmoid"
-    fn = "sigmoid"
+    fn = hls_activation = "sigmoid"
     signed = False  # sigmoid's table is never negative
     torch_types = (nn.Sigmoid,)
     derived_types = (SigmoidTable,)
@@ -179,7 +178,7 @@ class Sigmoid(_Table):
 
 class Tanh(_Table):
     name = "Tanh"
-    fn = "tanh"
+    fn = hls_activation = "tanh"
     torch_types = (nn.Tanh,)
     derived_types = (TanhTable,)
     onnx_ops = ("Tanh",)
@@ -212,6 +211,7 @@ def slope_type(alpha: float) -> str:
 
 class LeakyReLU(_ActKind):
     name = "LeakyReLU"
+    hls_layer, hls_activation = "Activation", "leaky_relu"
     torch_types = (nn.LeakyReLU,)
     searchable_type = SearchableOpAct
     hls_classes = ("LeakyReLU", "ParametrizedActivation")
@@ -225,8 +225,6 @@ class LeakyReLU(_ActKind):
         quant = grid_quantizer(mod.log2_threshold, choices[mod.name]["bits"], mod.signed)
         return nn.Sequential(OrderedDict(op=nn.LeakyReLU(mod.op.negative_slope), quant=quant))
 
-    def spec(self, ctx: Any, hls: Any) -> None:
-        return None
 
     def check_export(self, name: str, m: nn.Module) -> None:
         a = float(m.negative_slope)

@@ -128,6 +128,7 @@ class _LazySoftmax(nn.Module):
 
 class Softmax(_ActKind):
     name = "Softmax"
+    hls_layer, hls_activation = "Softmax", "softmax"
     torch_types = (nn.Softmax,)
     derived_types = (SoftmaxTable,)
     searchable_type = SearchableOpAct
@@ -157,8 +158,6 @@ class Softmax(_ActKind):
         quant = grid_quantizer(mod.log2_threshold, choices[mod.name]["bits"], signed=False)
         return nn.Sequential(OrderedDict(op=SoftmaxTable(mod.op.table.n), quant=quant))
 
-    def spec(self, ctx: Any, hls: Any) -> None:
-        return None
 
     def check_export(self, name: str, m: nn.Module) -> None:
         if not isinstance(m, SoftmaxTable):

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import itertools
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,15 +49,21 @@ class LayerTable:
 
 
 class CostTables:
-    """Per-layer cost tensors of a supernet under one ``HLSConfig``, from a ``ResourceModel``."""
+    """Per-layer cost tensors of a supernet under one ``HLSConfig``, from a ``ResourceModel``.
+
+    ``weight_aware``: describe each weight layer's current weights (non-zero count, CSD digits
+    on each bit width's grid) to the cost model, which costs constant products by them under the
+    Latency strategy; :meth:`rebuild` refreshes the tables as the weights train.
+    """
 
     def __init__(self, supernet, cost_model, hls: HLSConfig, quantile: float | None = None,
-                 progress: bool = False):
+                 progress: bool = False, weight_aware: bool = False):
         if supernet.graph is None:
             raise RuntimeError("cost tables need the supernet's structure: pass example_input "
                                "to searchable() or run the supernet once first")
         self.supernet = supernet
         self.hls = hls
+        self.cost_model, self.quantile, self.weight_aware = cost_model, quantile, weight_aware
         self.resources = list(RESOURCES)
         self.variables: list[Variable] = []
         self._var_of: dict[tuple[str, str], int] = {}
@@ -65,22 +72,42 @@ class CostTables:
             arch = mod.arch()
             for kind, values in mod.choice_values().items():
                 self._variable(name, kind, values, arch.get(kind))
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        """Query the cost model for every layer and choice (again: the weights may have moved)."""
+        supernet, cost_model, quantile = self.supernet, self.cost_model, self.quantile
+        mods = supernet.searchable_modules()
+        self.__dict__.pop("_on_device", None)
         self.layers: list[LayerTable] = []
         specs: list[LayerSpec] = []
         slices: list[tuple[str, list[int], list[tuple[int, ...]]]] = []
-        for name, node in supernet.graph.layers.items():
+        graph = supernet.graph
+        # weight layers, then the activations, tables and pools between them: every layer
+        # whose kind describes it to the cost model (a cast merged into the next layer is free)
+        nodes = [(n, node, SpecContext(n, mods[n], {}, node.in_shape, node.out_shape, node.block,
+                                       with_weights=self.weight_aware))
+                 for n, node in graph.layers.items()]
+        nodes += [(n, node, SpecContext(n, mods[n], {}, node.shape, node.out_shape or node.shape))
+                  for n, node in graph.acts.items()]
+        for name, node, ctx0 in nodes:
             mod = mods[name]
             kind = searchable_kind(mod)
             # the layer kind says which architecture variables its cost depends on
             deps = {axis: self._var_of[key] for axis, key in kind.cost_axes(mod, node).items()
                     if key in self._var_of}
+            if not deps and kind.role != "weight":
+                continue
             var_ids = list(dict.fromkeys(deps.values()))  # tied variables enumerated once
             combos = list(itertools.product(*(range(len(self.variables[v].values)) for v in var_ids)))
+            layer_specs = []
             for combo in combos:
                 val = {v: self.variables[v].values[i] for v, i in zip(var_ids, combo)}
-                values = {k: val[v] for k, v in deps.items()}
-                specs.append(kind.spec(SpecContext(name, mod, values, node.in_shape,
-                                                   node.out_shape, node.block), self.hls))
+                layer_specs.append(kind.spec(replace(ctx0, values={k: val[v] for k, v in deps.items()}),
+                                             self.hls))
+            if any(sp is None for sp in layer_specs):
+                continue
+            specs += layer_specs
             slices.append((name, var_ids, combos))
         point = self._predict(cost_model, specs, None)
         upper = self._predict(cost_model, specs, quantile) if quantile else None
@@ -117,6 +144,20 @@ class CostTables:
                     lt.upper = lt.upper * scale
         self._specs = specs
         self._slices = slices
+
+    def state_dict(self) -> dict[str, Any]:
+        """The tables as they are (they follow the weights when weight-aware)."""
+        return {"tables": [lt.table.clone() for lt in self.layers],
+                "upper": [None if lt.upper is None else lt.upper.clone() for lt in self.layers],
+                "overhead": self.overhead.clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if len(state["tables"]) != len(self.layers):
+            raise ValueError("cost tables of a different network")
+        for lt, t, u in zip(self.layers, state["tables"], state["upper"]):
+            lt.table, lt.upper = t.clone(), (None if u is None else u.clone())
+        self.overhead = state["overhead"].clone()
+        self.__dict__.pop("_on_device", None)
 
     # ---- construction helpers -------------------------------------------------------------
     def _variable(self, layer: str, kind: str, values, alpha) -> None:

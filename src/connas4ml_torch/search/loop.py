@@ -153,6 +153,8 @@ def fit(search: Search, train_loader: Iterable, val_loader: Iterable, loss_fn: C
                 atomic_save(_state(search, optimizer, train_loader, val_loader, epoch), checkpoint)
             if on_step is not None:
                 on_step(search.step)
+        if search.settings.weight_aware:  # the tables follow the trained weights
+            search.refresh_costs()
         if checkpoint is not None:
             atomic_save(_state(search, optimizer, train_loader, val_loader, epoch + 1), checkpoint)
     return search

@@ -102,7 +102,8 @@ class Search:
         self.budgets = parse_budgets(constraints, self.hls.part)
         self.weights = _tradeoff(weights)
         self.margin_quantile = settings.margin_quantile
-        self.tables = CostTables(supernet, cost_model, self.hls, quantile=settings.margin_quantile)
+        self.tables = CostTables(supernet, cost_model, self.hls, quantile=settings.margin_quantile,
+                                 weight_aware=settings.weight_aware)
         self.resources = self.tables.resources
         self.minimum = self.tables.cheapest()
         self._check_feasible()
@@ -123,6 +124,12 @@ class Search:
         self.arch_optimizer = (torch.optim.Adam(params, lr=settings.arch_lr, betas=(0.5, 0.999))
                                if params else None)
         supernet.set_temperature(self.tau_start)
+
+    def refresh_costs(self) -> None:
+        """Query the cost model again for the current weights (weight-aware tables: zero weights
+        and few signed digits make constant products cheaper as training goes on)."""
+        self.tables.rebuild()
+        self.minimum = self.tables.cheapest()
 
     # ---- budgets ---------------------------------------------------------------------------
     def _check_feasible(self) -> None:
@@ -230,6 +237,9 @@ class Search:
                 self.lambdas[i] = torch.clamp(self.lambdas[i] + self.dual_lr * g, min=0.0)
         self.arch_steps += 1
         self._anneal()
+        every = self.settings.refresh_every
+        if self.settings.weight_aware and every and self.arch_steps % every == 0:
+            self.refresh_costs()
         stats = {"step": self.step, "task_loss": float(task.detach()), "temperature": self.temperature}
         stats.update({f"E[{r}]": float(e[i]) for i, r in enumerate(self.resources)})
         stats.update({f"lambda_{r}": float(self.lambdas[self.resources.index(r)]) for r in self.budgets})
@@ -366,6 +376,7 @@ class Search:
             "history": list(self.history),
             "prob_history": list(self.prob_history),
             "rng": torch.get_rng_state(),
+            "cost_tables": self.tables.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any], restore_rng: bool = True) -> None:
@@ -382,5 +393,8 @@ class Search:
         self.arch_steps = int(state["arch_steps"])
         self.history = list(state["history"])
         self.prob_history = list(state.get("prob_history", []))
+        if state.get("cost_tables") is not None:
+            self.tables.load_state_dict(state["cost_tables"])
+            self.minimum = self.tables.cheapest()
         if restore_rng and state.get("rng") is not None:
             torch.set_rng_state(state["rng"])

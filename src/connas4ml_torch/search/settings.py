@@ -32,6 +32,10 @@ class SearchSettings:
     arch_every: int = schema.setting(1, ge=1)
     argmax_in_dual: bool = True
     sampling: str | None = None  # None: leave the supernet's sampling mode as it is
+    # cost the current weights (non-zero count, CSD digits), refreshed every ``refresh_every``
+    # architecture steps (and at every epoch's end in ``fit``); 0: only at construction
+    weight_aware: bool = True
+    refresh_every: int = schema.setting(0, ge=0)
 
     def __post_init__(self) -> None:
         if isinstance(self.temperature, list):
