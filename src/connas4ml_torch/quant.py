@@ -36,9 +36,12 @@ __all__ = [
     "FixedPointUnsignedAct",
     "QuantGrid",
     "fake_quant",
+    "fused_fake_quant",
+    "mixed_fake_quant",
     "int_range",
     "fixed_point_scale",
     "log2_threshold_for",
+    "log2_threshold_of",
     "FIX",
     "float_scaled",
     "refuse_float_scale",
@@ -82,9 +85,18 @@ def fixed_point_scale(log2_threshold: float, bits: int, signed: bool) -> float:
     return 2.0 ** (math.ceil(log2_threshold) - (bits - 1 if signed else bits))
 
 
-def log2_threshold_for(max_abs: float, floor: float = 2.0**-12) -> float:
+THRESHOLD_FLOOR = 2.0**-12  # thresholds initialised from data cover at least this magnitude
+
+
+def log2_threshold_for(max_abs: float, floor: float = THRESHOLD_FLOOR) -> float:
     """A log2 threshold that covers ``max_abs`` (used to initialise thresholds from data)."""
     return math.log2(max(float(max_abs), floor))
+
+
+def log2_threshold_of(max_abs: Tensor, floor: float = THRESHOLD_FLOOR) -> Tensor:
+    """:func:`log2_threshold_for` on the device (no host synchronisation): computed in float64
+    as the Python version is, so the threshold rounds to the same float32 value."""
+    return torch.log2(max_abs.double().clamp_min(floor))
 
 
 @dataclass(frozen=True)
@@ -122,96 +134,157 @@ def _ceil_ste(x: Tensor) -> Tensor:
     return x + (torch.ceil(x) - x).detach()
 
 
+_LN2 = math.log(2.0)
+
+
 class _MixedFakeQuant(torch.autograd.Function):
-    """``sum_b p_b Q_b(x)`` in one autograd node, saving only ``x`` for the backward pass.
+    """``sum_b p_b Q_b(x)`` in one autograd node (``p=None``: one bit width, weight 1).
 
     The composed version (one ``fake_quant`` per bit width, then a weighted sum) records ~10
     autograd nodes per choice and keeps several full-size intermediates; on the supernet's hot
-    path that costs more than the matmul. Here all choices are computed at once on a stacked
-    ``[K, *x.shape]`` view (one kernel per op whatever K is, no host synchronisation), and the
-    gradients are the composed version's, written out: straight-through round, a clamp that
-    stops the gradient outside the range, and ``d/dt`` through
-    ``scale = 2**ceil_ste(t) / 2**(b - signed)``.
+    path that costs more than the matmul. Here the gradients are the composed version's,
+    written out (straight-through round, a clamp that stops the gradient outside the range,
+    ``d/dt`` through ``scale = 2**ceil_ste(t) / 2**(b - signed)``) and regrouped so that the
+    backward pass needs no second quantization of ``x``. With ``c_k`` the clamped integers,
+    ``y_k = x / s_k`` and ``in_k`` whether ``round(y_k)`` lies in the range:
+
+    * ``dL/dx = g * m`` with ``m = sum_k p_k in_k``;
+    * ``dL/dp_k = s_k sum(g * c_k)``;
+    * ``dL/dt = ln 2 * sum(g * d)`` with ``d = sum_k p_k s_k (c_k - y_k in_k)``: the same as
+      ``ln 2 sum_k p_k s_k (sum(g c_k) - sum(g y_k in_k))``, but each ``c_k - y_k in_k`` (a
+      rounding residual, or the saturated value) is exact, so no large sums cancel.
+
+    The forward pass computes ``m`` and ``d`` while it quantizes (only when a gradient is
+    needed) and keeps them for the backward pass. Small inputs (launch bound) take all
+    choices at once on a stacked ``[K, n]`` view and also keep ``c``; large inputs (memory
+    bound) take the choices one after another in preallocated buffers and quantize ``x`` again
+    in the backward pass for ``dL/dp`` only. No host synchronisation anywhere.
     """
 
     _consts: dict = {}
 
     @staticmethod
-    def _grid(x, t, bits, signed, narrow):
-        key = (bits, signed, narrow, x.dtype, x.device, x.dim())
+    def _grid(bits, signed, narrow, dtype, device):
+        """Per-choice integer ranges ``[K, 1]``, divisors ``2**(b - signed)`` ``[1, K]`` and the
+        ranges as Python numbers, built once per layout."""
+        key = (bits, signed, narrow, dtype, device)
         c = _MixedFakeQuant._consts.get(key)
-        if c is None:  # per-choice integer ranges and divisors, built once per layout
-            shape = (len(bits),) + (1,) * x.dim()
+        if c is None:
             lo_hi = [int_range(b, signed, narrow) for b in bits]
-            mk = lambda v: torch.tensor(v, dtype=x.dtype, device=x.device).view(shape)  # noqa: E731
-            c = (mk([a for a, _ in lo_hi]), mk([b for _, b in lo_hi]),
-                 mk([float(2 ** (b - 1 if signed else b)) for b in bits]))
+            col = lambda v: torch.tensor(v, dtype=dtype, device=device).view(-1, 1)  # noqa: E731
+            c = (col([a for a, _ in lo_hi]), col([b for _, b in lo_hi]),
+                 col([float(2 ** (b - 1 if signed else b)) for b in bits]).view(1, -1), lo_hi)
             _MixedFakeQuant._consts[key] = c
-        lo, hi, div = c
-        s = torch.exp2(torch.ceil(t)).to(x.dtype) / div  # [K, 1, ...] power-of-two steps
-        return s, lo, hi
+        return c
 
-    # above this many elements the K choices are computed one after another in place (memory
-    # and bandwidth bound); below it all at once on a stacked view (launch bound)
+    # above this many elements the K choices are computed one after another (memory and
+    # bandwidth bound); below it all at once on a stacked view (launch bound)
     STACK_LIMIT = 1 << 16
 
     @staticmethod
-    def forward(ctx, x, t, p, bits, signed, narrow):
-        s, lo, hi = _MixedFakeQuant._grid(x, t, bits, signed, narrow)
-        w = (s * p.to(x.dtype).view(s.shape))  # p_k * s_k
-        if x.numel() <= _MixedFakeQuant.STACK_LIMIT:
-            out = (torch.clamp(torch.round(x.unsqueeze(0) / s), lo, hi) * w).sum(0)
+    def forward(ctx, x, t, p, bits, signed, narrow, index):
+        # every op counts on the small tensors (launch bound): no op that is not needed
+        lo, hi, div, lo_hi = _MixedFakeQuant._grid(bits, signed, narrow, x.dtype, x.device)
+        need_x, need_t, need_p = ctx.needs_input_grad[:3]
+        top = torch.exp2(torch.ceil(t))
+        s = (top if top.dtype == x.dtype else top.to(x.dtype)) / div  # [1, K] steps
+        ctx.zero_p = index is not None  # one choice runs; p only gets a zero gradient
+        ctx.t_dtype = t.dtype
+        ctx.p_meta = None if p is None else (p.shape, p.dtype)
+        if index is not None:  # the bounds stay tensors (no host synchronisation)
+            i = index.reshape(1)
+            s, lo, hi, lo_hi, p = s.index_select(1, i), lo[i], hi[i], None, None
+        elif p is not None:
+            p = p.reshape(1, -1) if p.dtype == x.dtype else p.to(x.dtype).reshape(1, -1)
+        w = s if p is None else s * p  # [1, K]: p_k * s_k
+        n_k = w.shape[1]
+        m = d = keep = None
+        ctx.stacked = x.numel() <= _MixedFakeQuant.STACK_LIMIT
+        if ctx.stacked:
+            y = x.reshape(1, -1) / s.t()  # [K, n]
+            r = torch.round(y)
+            c = torch.maximum(r, lo)  # (clamp with tensor bounds is ~5x slower on CPU)
+            torch.minimum(c, hi, out=c)
+            out = torch.mm(w, c) if n_k > 1 else c * w
+            if need_x or need_t:
+                inside = r.eq_(c)  # 1.0 where round(y) is in the range
+                if need_x:
+                    m = inside if p is None else torch.mm(p, inside)
+                if need_t:
+                    e = torch.addcmul(c, y, inside, value=-1.0)
+                    d = torch.mm(w, e) if n_k > 1 else e * w
+            keep = c if need_p and not ctx.zero_p else None
         else:
-            out = torch.zeros_like(x)
-            buf = torch.empty_like(x)
-            for k in range(len(bits)):
-                torch.div(x, s[k], out=buf)
-                buf.round_().clamp_(lo[k], hi[k]).mul_(w[k])
-                out.add_(buf)
-        ctx.save_for_backward(x, t, p)
-        ctx.bits, ctx.signed, ctx.narrow = bits, signed, narrow
-        return out
+            xf = x.reshape(-1)
+            out = torch.zeros_like(xf)
+            y, r, c = torch.empty_like(xf), torch.empty_like(xf), torch.empty_like(xf)
+            m = torch.zeros_like(xf) if need_x else None
+            d = torch.zeros_like(xf) if need_t else None
+            for k in range(n_k):
+                torch.div(xf, s[0, k], out=y)
+                torch.round(y, out=r)
+                if lo_hi is None:
+                    torch.minimum(torch.maximum(r, lo[k], out=c), hi[k], out=c)
+                else:
+                    torch.clamp(r, lo_hi[k][0], lo_hi[k][1], out=c)
+                out.addcmul_(c, w[0, k])
+                if need_x or need_t:
+                    r.eq_(c)
+                    if need_x and p is None:
+                        m.add_(r)
+                    elif need_x:
+                        m.addcmul_(r, p[0, k])
+                    if need_t:
+                        d.addcmul_(c.sub_(y.mul_(r)), w[0, k])
+            keep = x if need_p and not ctx.zero_p else None
+        ctx.save_for_backward(keep, m, d, s)
+        ctx.lo_hi = lo_hi
+        return out.view_as(x)
 
     @staticmethod
     def backward(ctx, g):
-        x, t, p = ctx.saved_tensors
-        s, lo, hi = _MixedFakeQuant._grid(x, t, ctx.bits, ctx.signed, ctx.narrow)
-        pk = p.to(x.dtype).view(s.shape)
+        keep, m, d, s = ctx.saved_tensors
         need_x, need_t, need_p = ctx.needs_input_grad[:3]
-        if x.numel() <= _MixedFakeQuant.STACK_LIMIT:
-            y = x.unsqueeze(0) / s
-            c = torch.round(y)
-            inside = (c >= lo) & (c <= hi)
-            c = torch.clamp(c, lo, hi)
-            gx = (g * (inside.to(x.dtype) * pk).sum(0)) if need_x else None
-            gc = (g.unsqueeze(0) * c).flatten(1).sum(1)  # [K]: sum of g * round-clamped values
-            gy = (g.unsqueeze(0) * y * inside).flatten(1).sum(1) if need_t else None
-        else:
-            gx = torch.zeros_like(x) if need_x else None
-            gc = torch.empty(len(ctx.bits), dtype=x.dtype, device=x.device)
-            gy = torch.empty_like(gc)
-            y, c = torch.empty_like(x), torch.empty_like(x)
-            for k in range(len(ctx.bits)):
-                torch.div(x, s[k], out=y)
-                torch.round(y, out=c)
-                inside = (c >= lo[k]) & (c <= hi[k])
-                c.clamp_(lo[k], hi[k])
-                if need_x:
-                    gx.addcmul_(inside.to(x.dtype), pk[k] * g)
-                gc[k] = torch.sum(c.mul_(g))
-                if need_t:
-                    gy[k] = torch.sum(y.mul_(g).mul_(inside))
-        gp = (gc * s.flatten()).to(p.dtype) if need_p else None
-        gt = None
+        gr = g.reshape(1, -1) if ctx.stacked else g.reshape(-1)
+        gx = (gr * m).view_as(g) if need_x else None
+        gt = gp = None
         if need_t:
-            gt = (math.log(2.0) * (pk.flatten() * s.flatten() * (gc - gy)).sum()).to(t.dtype)
-        return gx, gt, gp, None, None, None
+            gt = (gr * d).sum() * _LN2
+            gt = gt if gt.dtype == ctx.t_dtype else gt.to(ctx.t_dtype)
+        if need_p:
+            shape, dtype = ctx.p_meta
+            if ctx.zero_p:
+                gp = torch.zeros(shape, dtype=dtype, device=g.device)
+            elif ctx.stacked:  # keep: the stacked clamped integers c
+                gp = (keep * gr).sum(1) * s.reshape(-1)
+            else:  # keep: x; quantize it again, one choice at a time
+                xf, y = keep.reshape(-1), torch.empty_like(gr)
+                gp = torch.empty(s.shape[1], dtype=s.dtype, device=s.device)
+                for k, (a, b) in enumerate(ctx.lo_hi):
+                    torch.div(xf, s[0, k], out=y)
+                    gp[k] = y.round_().clamp_(a, b).mul_(gr).sum()
+                gp = gp * s.reshape(-1)
+            if gp.dtype != dtype or gp.shape != shape:
+                gp = gp.to(dtype).reshape(shape)
+        return gx, gt, gp, None, None, None, None
 
 
-def mixed_fake_quant(x: Tensor, log2_threshold: Tensor, bits: tuple[int, ...], probs: Tensor,
-                     signed: bool, narrow: bool = False) -> Tensor:
-    """``sum_b probs[b] * fake_quant(x, t, bits[b])`` as one fused autograd node (same values)."""
-    return _MixedFakeQuant.apply(x, log2_threshold, probs, tuple(bits), signed, narrow)
+def mixed_fake_quant(x: Tensor, log2_threshold: Tensor, bits: tuple[int, ...], probs: Tensor | None,
+                     signed: bool, narrow: bool = False, index: Tensor | None = None) -> Tensor:
+    """``sum_b probs[b] * fake_quant(x, t, bits[b])`` as one fused autograd node (same values).
+
+    ``index`` (a 0-dim integer tensor): the forward pass runs that one choice only, as with
+    one-hot ``probs``; ``probs`` (may be ``None``) then receive a zero gradient, as they do
+    through ``one_hot + 0 * probs``.
+    """
+    return _MixedFakeQuant.apply(x, log2_threshold, probs, tuple(bits), signed, narrow, index)
+
+
+def fused_fake_quant(x: Tensor, log2_threshold: Tensor, bits: int, signed: bool,
+                     narrow: bool = False) -> Tensor:
+    """:func:`fake_quant` as one autograd node: the same values and gradients in a few ops
+    (the supernet's biases and single-choice quantizers)."""
+    return _MixedFakeQuant.apply(x, log2_threshold, None, (int(bits),), signed, narrow, None)
 
 
 def fake_quant(

@@ -53,9 +53,8 @@ class SearchableConv(SearchableWeight):
         return f"Conv{self.dims}D"
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self._conv(x, self.quant_weight(), self.quant_bias(), self.stride, self.padding,
-                       self.dilation, self.groups)
-        return self._mask(y)
+        w, b = self.masked_weight_and_bias()
+        return self._conv(x, w, b, self.stride, self.padding, self.dilation, self.groups)
 
 
 class Conv(WeightKind):
