@@ -313,3 +313,59 @@ def test_compiled_kernels_equal_the_eager_quantizer():
                 assert _rel(a, b) < 1e-6
     finally:
         quant.compile_quantizers(was)
+
+
+@pytest.mark.slow
+def test_torch_compiled_supernet_equals_eager():
+    """``torch.compile(supernet)``: a graph or two per sampling mode (no recompilation from step
+    to step, calibration included), the eager supernet's values and gradients, and still exactly
+    the derived network for one choice. (``fallback_random``: the compiled width draws use
+    eager's random stream, so both draw the same networks.)"""
+    import torch._inductor.config as inductor_config
+    from torch._dynamo.utils import counters
+
+    with inductor_config.patch(fallback_random=True):
+        _compiled_supernet_equals_eager(counters)
+
+
+def _compiled_supernet_equals_eager(counters):
+    torch.manual_seed(0)
+    x = torch.randn(64, 16) * 2
+    y = torch.randint(0, 5, (64,))
+    sn = cn.searchable(_mlp(), _space(), example_input=x * 0.1)
+    with torch.no_grad():
+        for p in sn.arch_parameters():
+            p.copy_(torch.randn(p.shape))
+    ref = copy.deepcopy(sn)
+    compiled = torch.compile(sn)
+    graphs = counters["stats"]["unique_graphs"]
+    for mode in ("softmax", "auto"):
+        for model in (sn, ref):
+            model.set_sampling(mode)
+            model.train()
+        for step in range(3):  # calibrating: the ranges grow with the larger inputs
+            res = []
+            for model in (compiled, ref):
+                torch.manual_seed(step)
+                out = model(x * (step + 1))
+                F.cross_entropy(out, y).backward()
+                res.append(out.detach())
+            assert torch.allclose(res[0], res[1], rtol=1e-5, atol=1e-6)
+            for (n, a), b in zip(sn.named_parameters(), ref.parameters()):
+                assert (a.grad is None) == (b.grad is None), n
+                if a.grad is not None:
+                    assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-6), n
+            with torch.no_grad():
+                for a, b in zip(sn.parameters(), ref.parameters()):
+                    if a.grad is not None:
+                        a -= 0.1 * a.grad
+                        b -= 0.1 * b.grad
+                    a.grad = b.grad = None
+            for a, b in zip(sn.buffers(), ref.buffers()):
+                assert torch.equal(a, b)
+    # softmax: one graph; auto: two (the sample record is empty on the first call only)
+    assert counters["stats"]["unique_graphs"] - graphs <= 3
+    sn.eval()
+    model = sn.derive().eval()
+    with torch.no_grad(), sn.fixed():
+        assert torch.equal(compiled(x), model(x))

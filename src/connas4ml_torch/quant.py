@@ -165,6 +165,23 @@ def _kernel_backward(x: Tensor, g: Tensor, s: Tensor, w: Tensor, p: Tensor, lo: 
     return g * m, ((g * d).double().sum() * _LN2).to(x.dtype), torch.stack(gc).to(x.dtype) * s
 
 
+_GRIDS: dict = {}
+
+
+def _grid(bits, signed, narrow, dtype, device):
+    """Per-choice integer ranges ``[K, 1]``, divisors ``2**(b - signed)`` ``[1, K]`` and the
+    ranges as Python numbers, built once per layout."""
+    key = (bits, signed, narrow, dtype, device)
+    c = _GRIDS.get(key)
+    if c is None:
+        lo_hi = [int_range(b, signed, narrow) for b in bits]
+        col = lambda v: torch.tensor(v, dtype=dtype, device=device).view(-1, 1)  # noqa: E731
+        c = (col([a for a, _ in lo_hi]), col([b for _, b in lo_hi]),
+             col([float(2 ** (b - 1 if signed else b)) for b in bits]).view(1, -1), lo_hi)
+        _GRIDS[key] = c
+    return c
+
+
 _COMPILED: dict = {"on": False, "forward": None, "backward": None}
 
 
@@ -235,22 +252,6 @@ class _MixedFakeQuant(torch.autograd.Function):
     in the backward pass for ``dL/dp`` only. No host synchronisation anywhere.
     """
 
-    _consts: dict = {}
-
-    @staticmethod
-    def _grid(bits, signed, narrow, dtype, device):
-        """Per-choice integer ranges ``[K, 1]``, divisors ``2**(b - signed)`` ``[1, K]`` and the
-        ranges as Python numbers, built once per layout."""
-        key = (bits, signed, narrow, dtype, device)
-        c = _MixedFakeQuant._consts.get(key)
-        if c is None:
-            lo_hi = [int_range(b, signed, narrow) for b in bits]
-            col = lambda v: torch.tensor(v, dtype=dtype, device=device).view(-1, 1)  # noqa: E731
-            c = (col([a for a, _ in lo_hi]), col([b for _, b in lo_hi]),
-                 col([float(2 ** (b - 1 if signed else b)) for b in bits]).view(1, -1), lo_hi)
-            _MixedFakeQuant._consts[key] = c
-        return c
-
     # above this many elements the K choices are computed one after another (memory and
     # bandwidth bound); below it all at once on a stacked view (launch bound)
     STACK_LIMIT = 1 << 16
@@ -261,7 +262,7 @@ class _MixedFakeQuant(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, t, p, bits, signed, narrow, index):
         # every op counts on the small tensors (launch bound): no op that is not needed
-        lo, hi, div, lo_hi = _MixedFakeQuant._grid(bits, signed, narrow, x.dtype, x.device)
+        lo, hi, div, lo_hi = _grid(bits, signed, narrow, x.dtype, x.device)
         need_x, need_t, need_p = ctx.needs_input_grad[:3]
         top = torch.exp2(torch.ceil(t))
         s = (top if top.dtype == x.dtype else top.to(x.dtype)) / div  # [1, K] steps
@@ -386,13 +387,46 @@ def mixed_fake_quant(x: Tensor, log2_threshold: Tensor, bits: tuple[int, ...], p
     one-hot ``probs``; ``probs`` (may be ``None``) then receive a zero gradient, as they do
     through ``one_hot + 0 * probs``.
     """
+    if torch.compiler.is_compiling():
+        return _traceable_mix(x, log2_threshold, tuple(bits), probs, signed, narrow, index)
     return _MixedFakeQuant.apply(x, log2_threshold, probs, tuple(bits), signed, narrow, index)
+
+
+def _traceable_mix(x, t, bits, p, signed, narrow, index):
+    """:class:`_MixedFakeQuant` for ``torch.compile`` of a whole supernet: the same arithmetic
+    and gradients in a form dynamo traces (no data-dependent Python), fused by inductor."""
+    lo, hi, div, _ = _grid(bits, signed, narrow, x.dtype, x.device)
+    if index is not None:
+        hot = torch.nn.functional.one_hot(index, len(bits)).to(x.dtype)
+        p = hot if p is None else hot + 0.0 * p
+    elif p is None:
+        p = torch.ones(1, dtype=x.dtype, device=x.device)
+    return _TraceableMix.apply(x, t, p.to(x.dtype), lo[:, 0], hi[:, 0], div[0])
+
+
+class _TraceableMix(torch.autograd.Function):
+    """The compiled kernels of :func:`compile_quantizers` as one autograd node (keeps ``x``)."""
+
+    @staticmethod
+    def forward(ctx, x, t, p, lo, hi, div):
+        s = torch.exp2(torch.ceil(t)).to(x.dtype) / div
+        ctx.save_for_backward(x, t, p, lo, hi, div)
+        return _kernel_forward(x.reshape(-1), s, s * p, lo, hi).view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, t, p, lo, hi, div = ctx.saved_tensors
+        s = torch.exp2(torch.ceil(t)).to(x.dtype) / div
+        gx, gt, gp = _kernel_backward(x.reshape(-1), g.reshape(-1), s, s * p, p, lo, hi)
+        return gx.view_as(x), gt.to(t.dtype), gp.to(p.dtype), None, None, None
 
 
 def fused_fake_quant(x: Tensor, log2_threshold: Tensor, bits: int, signed: bool,
                      narrow: bool = False) -> Tensor:
     """:func:`fake_quant` as one autograd node: the same values and gradients in a few ops
     (the supernet's biases and single-choice quantizers)."""
+    if torch.compiler.is_compiling():
+        return _traceable_mix(x, log2_threshold, (int(bits),), None, signed, narrow, None)
     return _MixedFakeQuant.apply(x, log2_threshold, None, (int(bits),), signed, narrow, None)
 
 

@@ -71,6 +71,25 @@ class SearchableAct(Searchable):
         self.log2_threshold.copy_(t)
         self.initialized.fill_(True)
 
+    @torch.no_grad()
+    def _calibrate_traceable(self, x: Tensor) -> None:
+        """forward()'s calibration without Python branches on the buffers (torch.compile: one
+        graph whatever their values, at the price of a max over x on every step)."""
+        m = x.detach().abs().amax().float()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(m, op=torch.distributed.ReduceOp.MAX)
+        t_new = log2_threshold_of(m).to(self.log2_threshold.dtype)
+        t_old = self.log2_threshold
+        left = self.calibration_left > 0
+        if self.training:
+            t = torch.where(self.initialized, torch.where(left, torch.fmax(t_new, t_old), t_old),
+                            t_new)
+            self.calibration_left.sub_((left & self.initialized).to(self.calibration_left.dtype))
+        else:
+            t = torch.where(self.initialized, t_old, t_new)
+        self.log2_threshold.copy_(t)
+        self.initialized.fill_(True)
+
     def _state(self) -> tuple[bool, int]:
         """``initialized`` and ``calibration_left`` as Python values without reading the device
         on every call: they are read again only when a buffer was replaced or written outside
@@ -94,6 +113,10 @@ class SearchableAct(Searchable):
     def forward(self, x: Tensor) -> Tensor:
         if self.relu:
             x = torch.relu(x)
+        if torch.compiler.is_compiling():
+            self._calibrate_traceable(x)
+            return quant_mix(x, self.log2_threshold, self.alpha_bits, self.ctl, self.name,
+                             "bits", self.bits, signed=not self.relu)
         init, left = self._state()
         if not init:
             self.init_threshold(x)
