@@ -168,16 +168,21 @@ def _kernel_backward(x: Tensor, g: Tensor, s: Tensor, w: Tensor, p: Tensor, lo: 
 _GRIDS: dict = {}
 
 
+def _mix(w: Tensor, a: Tensor, out: Tensor | None = None) -> Tensor:
+    """``w @ a`` for ``w`` ``[1, K]``, ``a`` ``[K, n]`` (a product when K is 1; into ``out``)."""
+    return torch.mm(w, a, out=out) if w.shape[1] > 1 else torch.mul(a, w, out=out)
+
+
 def _grid(bits, signed, narrow, dtype, device):
-    """Per-choice integer ranges ``[K, 1]``, divisors ``2**(b - signed)`` ``[1, K]`` and the
-    ranges as Python numbers, built once per layout."""
+    """Per-choice integer ranges ``[K, 1]`` and divisors ``2**(b - signed)`` ``[1, K]``, built
+    once per layout."""
     key = (bits, signed, narrow, dtype, device)
     c = _GRIDS.get(key)
     if c is None:
         lo_hi = [int_range(b, signed, narrow) for b in bits]
         col = lambda v: torch.tensor(v, dtype=dtype, device=device).view(-1, 1)  # noqa: E731
         c = (col([a for a, _ in lo_hi]), col([b for _, b in lo_hi]),
-             col([float(2 ** (b - 1 if signed else b)) for b in bits]).view(1, -1), lo_hi)
+             col([float(2 ** (b - 1 if signed else b)) for b in bits]).view(1, -1))
         _GRIDS[key] = c
     return c
 
@@ -255,6 +260,7 @@ class _MixedFakeQuant(torch.autograd.Function):
     # above this many elements the K choices are computed one after another (memory and
     # bandwidth bound); below it all at once on a stacked view (launch bound)
     STACK_LIMIT = 1 << 16
+    BLOCK = 1 << 16
     # with compile_quantizers(): inputs from this size on take the compiled kernels; smaller
     # ones stay eager (a compiled call's dispatch costs more than the eager ops there)
     COMPILE_MIN = 1 << 14
@@ -262,7 +268,7 @@ class _MixedFakeQuant(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, t, p, bits, signed, narrow, index):
         # every op counts on the small tensors (launch bound): no op that is not needed
-        lo, hi, div, lo_hi = _grid(bits, signed, narrow, x.dtype, x.device)
+        lo, hi, div = _grid(bits, signed, narrow, x.dtype, x.device)
         need_x, need_t, need_p = ctx.needs_input_grad[:3]
         top = torch.exp2(torch.ceil(t))
         s = (top if top.dtype == x.dtype else top.to(x.dtype)) / div  # [1, K] steps
@@ -271,70 +277,61 @@ class _MixedFakeQuant(torch.autograd.Function):
         ctx.p_meta = None if p is None else (p.shape, p.dtype)
         if index is not None:  # the bounds stay tensors (no host synchronisation)
             i = index.reshape(1)
-            s, lo, hi, lo_hi, p = s.index_select(1, i), lo[i], hi[i], None, None
+            s, lo, hi, p = s.index_select(1, i), lo[i], hi[i], None
         elif p is not None:
             p = p.reshape(1, -1) if p.dtype == x.dtype else p.to(x.dtype).reshape(1, -1)
         w = s if p is None else s * p  # [1, K]: p_k * s_k
-        n_k = w.shape[1]
-        m = d = keep = None
         ctx.stacked = x.numel() <= _MixedFakeQuant.STACK_LIMIT
         ctx.compiled = _COMPILED["on"] and x.numel() >= _MixedFakeQuant.COMPILE_MIN
         if ctx.compiled:
             out = _compiled_call("forward", x.reshape(-1), s[0], w[0], lo[:, 0], hi[:, 0])
             ctx.compiled = out is not None
             if ctx.compiled:
-                ctx.save_for_backward(x, p, None, s)
-                ctx.lo_hi = lo_hi
-                ctx.bounds = (lo[:, 0], hi[:, 0])
+                ctx.save_for_backward(x, p, s, lo, hi)
                 return out.view_as(x)
+        xr = x.reshape(1, -1)
         if ctx.stacked:
-            y = x.reshape(1, -1) / s.t()  # [K, n]
-            r = torch.round(y)
-            c = torch.maximum(r, lo)  # (clamp with tensor bounds is ~5x slower on CPU)
-            torch.minimum(c, hi, out=c)
-            out = torch.mm(w, c) if n_k > 1 else c * w
-            if need_x or need_t:
-                inside = r.eq_(c)  # 1.0 where round(y) is in the range
-                if need_x:
-                    m = inside if p is None else torch.mm(p, inside)
-                if need_t:
-                    e = torch.addcmul(c, y, inside, value=-1.0)
-                    d = torch.mm(w, e) if n_k > 1 else e * w
+            out, m, d, c = _MixedFakeQuant._stack(xr, s, lo, hi, w, p, need_x, need_t)
             keep = c if need_p and not ctx.zero_p else None
-        else:
-            xf = x.reshape(-1)
-            out = torch.zeros_like(xf)
-            y, r, c = torch.empty_like(xf), torch.empty_like(xf), torch.empty_like(xf)
-            m = torch.zeros_like(xf) if need_x else None
-            d = torch.zeros_like(xf) if need_t else None
-            for k in range(n_k):
-                torch.div(xf, s[0, k], out=y)
-                torch.round(y, out=r)
-                if lo_hi is None:
-                    torch.minimum(torch.maximum(r, lo[k], out=c), hi[k], out=c)
-                else:
-                    torch.clamp(r, lo_hi[k][0], lo_hi[k][1], out=c)
-                out.addcmul_(c, w[0, k])
-                if need_x or need_t:
-                    r.eq_(c)
-                    if need_x and p is None:
-                        m.add_(r)
-                    elif need_x:
-                        m.addcmul_(r, p[0, k])
-                    if need_t:
-                        d.addcmul_(c.sub_(y.mul_(r)), w[0, k])
+        else:  # the same in blocks of BLOCK elements (their temporaries stay in cache)
+            out = torch.empty_like(xr)
+            m = torch.empty_like(xr) if need_x else None
+            d = torch.empty_like(xr) if need_t else None
+            for j in range(0, xr.shape[1], _MixedFakeQuant.BLOCK):
+                sl = slice(j, j + _MixedFakeQuant.BLOCK)
+                _MixedFakeQuant._stack(xr[:, sl], s, lo, hi, w, p, need_x, need_t, out[:, sl],
+                                       None if m is None else m[:, sl],
+                                       None if d is None else d[:, sl])
             keep = x if need_p and not ctx.zero_p else None
-        ctx.save_for_backward(keep, m, d, s)
-        ctx.lo_hi = lo_hi
+        ctx.save_for_backward(keep, m, d, s, lo, hi)
         return out.view_as(x)
+
+    @staticmethod
+    def _stack(xr, s, lo, hi, w, p, need_m, need_d, out=None, m=None, d=None):
+        """All K choices of one block ``xr`` ``[1, n]`` at once: ``(out, m, d, c)``, written
+        into ``out``, ``m``, ``d`` where given; ``c``: the clamped integers ``[K, n]``."""
+        y = xr / s.t()  # [K, n]
+        r = torch.round(y)
+        c = torch.maximum(r, lo)  # (clamp with tensor bounds is ~5x slower on CPU)
+        torch.minimum(c, hi, out=c)
+        out = _mix(w, c, out)
+        if need_m or need_d:
+            inside = r.eq_(c)  # 1.0 where round(y) is in the range
+            if need_m and p is None:
+                m = inside if m is None else m.copy_(inside)
+            elif need_m:
+                m = _mix(p, inside, m)
+            if need_d:
+                d = _mix(w, torch.addcmul(c, y, inside, value=-1.0), d)
+        return out, m, d, c
 
     @staticmethod
     def backward(ctx, g):
         if ctx.compiled:
             return _MixedFakeQuant._compiled_backward(ctx, g)
-        keep, m, d, s = ctx.saved_tensors
+        keep, m, d, s, lo, hi = ctx.saved_tensors
         need_x, need_t, need_p = ctx.needs_input_grad[:3]
-        gr = g.reshape(1, -1) if ctx.stacked else g.reshape(-1)
+        gr = g.reshape(1, -1)
         gx = (gr * m).view_as(g) if need_x else None
         gt = gp = None
         if need_t:
@@ -346,24 +343,26 @@ class _MixedFakeQuant(torch.autograd.Function):
                 gp = torch.zeros(shape, dtype=dtype, device=g.device)
             elif ctx.stacked:  # keep: the stacked clamped integers c
                 gp = (keep * gr).sum(1, dtype=torch.float64) * s.reshape(-1)
-            else:  # keep: x; quantize it again, one choice at a time
-                xf, y = keep.reshape(-1), torch.empty_like(gr)
-                gp = torch.empty(s.shape[1], dtype=torch.float64, device=s.device)
-                for k, (a, b) in enumerate(ctx.lo_hi):
-                    torch.div(xf, s[0, k], out=y)
-                    gp[k] = y.round_().clamp_(a, b).mul_(gr).sum(dtype=torch.float64)
-                gp = gp * s.reshape(-1)
+            else:  # keep: x; quantize it again, block by block
+                xr = keep.reshape(1, -1)
+                gc = torch.zeros(s.shape[1], dtype=torch.float64, device=s.device)
+                for j in range(0, xr.shape[1], _MixedFakeQuant.BLOCK):
+                    sl = slice(j, j + _MixedFakeQuant.BLOCK)
+                    c = torch.round_(xr[:, sl] / s.t())
+                    torch.maximum(c, lo, out=c)
+                    torch.minimum(c, hi, out=c)
+                    gc += c.mul_(gr[:, sl]).sum(1, dtype=torch.float64)
+                gp = gc * s.reshape(-1)
             if gp.dtype != dtype or gp.shape != shape:
                 gp = gp.to(dtype).reshape(shape)
         return gx, gt, gp, None, None, None, None
 
     @staticmethod
     def _compiled_backward(ctx, g):
-        x, p, _, s = ctx.saved_tensors
+        x, p, s, lo, hi = ctx.saved_tensors
         need_x, need_t, need_p = ctx.needs_input_grad[:3]
-        sf = s[0]
+        sf, lo, hi = s[0], lo[:, 0], hi[:, 0]
         pf = torch.ones_like(sf) if p is None else p[0]
-        lo, hi = ctx.bounds
         res = _compiled_call("backward", x.reshape(-1), g.reshape(-1), sf, sf * pf, pf, lo, hi)
         if res is None:  # compilation failed: the eager arithmetic, from x
             res = _kernel_backward(x.reshape(-1), g.reshape(-1), sf, sf * pf, pf, lo, hi)
@@ -395,7 +394,7 @@ def mixed_fake_quant(x: Tensor, log2_threshold: Tensor, bits: tuple[int, ...], p
 def _traceable_mix(x, t, bits, p, signed, narrow, index):
     """:class:`_MixedFakeQuant` for ``torch.compile`` of a whole supernet: the same arithmetic
     and gradients in a form dynamo traces (no data-dependent Python), fused by inductor."""
-    lo, hi, div, _ = _grid(bits, signed, narrow, x.dtype, x.device)
+    lo, hi, div = _grid(bits, signed, narrow, x.dtype, x.device)
     if index is not None:
         hot = torch.nn.functional.one_hot(index, len(bits)).to(x.dtype)
         p = hot if p is None else hot + 0.0 * p
