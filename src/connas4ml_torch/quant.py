@@ -395,10 +395,12 @@ def _traceable_mix(x, t, bits, p, signed, narrow, index):
     """:class:`_MixedFakeQuant` for ``torch.compile`` of a whole supernet: the same arithmetic
     and gradients in a form dynamo traces (no data-dependent Python), fused by inductor."""
     lo, hi, div = _grid(bits, signed, narrow, x.dtype, x.device)
-    if index is not None:
-        hot = torch.nn.functional.one_hot(index, len(bits)).to(x.dtype)
-        p = hot if p is None else hot + 0.0 * p
-    elif p is None:
+    if index is not None:  # that choice alone; p gets the zero gradient of one_hot + 0 * p
+        i = index.reshape(1)
+        one = torch.ones(1, dtype=x.dtype, device=x.device)
+        out = _TraceableMix.apply(x, t, one, lo[i, 0], hi[i, 0], div[0, i])
+        return out if p is None else out + 0.0 * p.sum()
+    if p is None:
         p = torch.ones(1, dtype=x.dtype, device=x.device)
     return _TraceableMix.apply(x, t, p.to(x.dtype), lo[:, 0], hi[:, 0], div[0])
 

@@ -149,9 +149,9 @@ def mix_rows(table: Tensor, p: Tensor | None, i: Tensor | None) -> Tensor:
     (``table``: one row per choice, e.g. channel or kernel masks; no gradient of its own)."""
     if i is None:
         return torch.tensordot(p.to(table.dtype), table, dims=1)
-    if torch.compiler.is_compiling():  # traceable: one_hot + 0 * p
-        hot = F.one_hot(i, table.shape[0]).to(table.dtype)
-        return torch.tensordot(hot if p is None else hot + 0.0 * p, table, dims=1)
+    if torch.compiler.is_compiling():  # traceable: the row, and the zero gradient to p
+        row = table.index_select(0, i.reshape(1))[0]
+        return row if p is None else row + 0.0 * torch.tensordot(p, table, dims=1)
     if p is None or not p.requires_grad:
         return table.index_select(0, i.reshape(1))[0]
     return _Pick.apply(table, i, p)
