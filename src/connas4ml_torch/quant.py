@@ -251,14 +251,15 @@ class _MixedFakeQuant(torch.autograd.Function):
       rounding residual, or the saturated value) is exact, so no large sums cancel.
 
     The forward pass computes ``m`` and ``d`` while it quantizes (only when a gradient is
-    needed) and keeps them for the backward pass. Small inputs (launch bound) take all
-    choices at once on a stacked ``[K, n]`` view and also keep ``c``; large inputs (memory
-    bound) take the choices one after another in preallocated buffers and quantize ``x`` again
-    in the backward pass for ``dL/dp`` only. No host synchronisation anywhere.
+    needed) and keeps them for the backward pass. All choices are computed at once on a
+    stacked ``[K, n]`` view (few ops: small inputs are launch bound); small inputs also keep
+    ``c``, large ones (memory bound) run in blocks whose temporaries stay in cache and quantize
+    ``x`` again, block by block, in the backward pass for ``dL/dp`` only. ``index`` runs one
+    choice. Sums accumulate in float64. No host synchronisation anywhere.
     """
 
-    # above this many elements the K choices are computed one after another (memory and
-    # bandwidth bound); below it all at once on a stacked view (launch bound)
+    # up to this many elements: one stacked block, c kept for the backward pass; above it:
+    # blocks of BLOCK elements, x kept
     STACK_LIMIT = 1 << 16
     BLOCK = 1 << 16
     # with compile_quantizers(): inputs from this size on take the compiled kernels; smaller
