@@ -31,14 +31,14 @@ import torch
 from torch import Tensor, nn
 
 from connas4ml_torch.errors import ExportError
-from connas4ml_torch.kinds.base import LayerKind, Searchable, arch_param, quant_mix
+from connas4ml_torch.kinds.base import LayerKind, Searchable, arch_param, mix_rows, quant_mix
 from connas4ml_torch.quant import (
     FIX,
     FixedPointAct,
     FixedPointBias,
     FixedPointUnsignedAct,
     FixedPointWeight,
-    fake_quant,
+    fused_fake_quant,
     log2_threshold_for,
     refuse_float_scale,
 )
@@ -148,20 +148,36 @@ class SearchableWeight(Searchable):
                        self.alpha_weight_bits, self.ctl,
                        self.name, "weight_bits", self.weight_bits, signed=True, narrow=True)
         if self.alpha_kernel is not None:
-            p = self.ctl.probs(self.alpha_kernel, self.name, "kernel")
-            wq = wq * torch.tensordot(p, self.kernel_masks, dims=1)
+            wq = wq * mix_rows(self.kernel_masks, *self.ctl.choose(self.alpha_kernel, self.name,
+                                                                    "kernel"))
         return wq
 
     def quant_bias(self) -> Tensor:
         if not self.has_bias and self.bn is None:
             return self.bias * 0.0
-        return fake_quant(self.effective_bias(), self.bias_log2_threshold, self.bias_bits, True)
+        return fused_fake_quant(self.effective_bias(), self.bias_log2_threshold, self.bias_bits, True)
+
+    def width_mask(self) -> Tensor | None:
+        """``m_c = sum_k p_k [c < w_k]`` per output channel (``None``: the width is fixed)."""
+        if self.alpha_width is None:
+            return None
+        return mix_rows(self.width_masks, *self.ctl.choose(self.alpha_width, self.name, "width"))
+
+    def masked_weight_and_bias(self) -> tuple[Tensor, Tensor]:
+        """Quantized weight and bias with the width mask folded in: ``conv(x, m W, m b)`` is
+        ``m * conv(x, W, b)``, and masking the weight costs far fewer multiplies than masking
+        the output (a batch of feature maps), forward and backward."""
+        wq, bq = self.quant_weight(), self.quant_bias()
+        m = self.width_mask()
+        if m is None:
+            return wq, bq
+        return wq * m.view(-1, *([1] * (wq.dim() - 1))), bq * m
 
     def _mask(self, y: Tensor) -> Tensor:
-        if self.alpha_width is None:
+        """The width mask applied to an output ``y`` (channels in dimension 1)."""
+        m = self.width_mask()
+        if m is None:
             return y
-        p = self.ctl.probs(self.alpha_width, self.name, "width")
-        m = p @ self.width_masks
         return y * m.view(1, -1, *([1] * (y.dim() - 2)))
 
 

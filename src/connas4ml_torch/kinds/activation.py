@@ -40,7 +40,7 @@ from connas4ml_torch.quant import (
     FIX,
     FixedPointAct,
     FixedPointUnsignedAct,
-    log2_threshold_for,
+    log2_threshold_of,
     refuse_float_scale,
 )
 
@@ -64,6 +64,7 @@ class SearchableAct(Searchable):
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
         self.register_buffer("calibration_left", torch.tensor(self.calibration_steps))
         self.alpha_bits = arch_param(len(self.bits))
+        self._state_seen: tuple | None = None  # Python copy of the two buffers (see _state)
 
     @property
     def kind(self) -> str:  # type: ignore[override]
@@ -87,23 +88,70 @@ class SearchableAct(Searchable):
 
     @torch.no_grad()
     def init_threshold(self, x: Tensor, grow_only: bool = False) -> None:
-        """Set the threshold to cover the largest magnitude of ``x``."""
-        m = x.detach().abs().max().float()
+        """Set the threshold to cover the largest magnitude of ``x`` (on the device: no sync)."""
+        m = x.detach().abs().amax().float()
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.all_reduce(m, op=torch.distributed.ReduceOp.MAX)
-        t = log2_threshold_for(float(m))
-        if not grow_only or t > float(self.log2_threshold):
-            self.log2_threshold.fill_(t)
+        t = log2_threshold_of(m).to(self.log2_threshold.dtype)
+        if grow_only:  # fmax: a NaN batch leaves the threshold as it was
+            t = torch.fmax(t, self.log2_threshold)
+        self.log2_threshold.copy_(t)
         self.initialized.fill_(True)
+
+    @torch.no_grad()
+    def _calibrate_traceable(self, x: Tensor) -> None:
+        """forward()'s calibration without Python branches on the buffers (torch.compile: one
+        graph whatever their values, at the price of a max over x on every step)."""
+        m = x.detach().abs().amax().float()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(m, op=torch.distributed.ReduceOp.MAX)
+        t_new = log2_threshold_of(m).to(self.log2_threshold.dtype)
+        t_old = self.log2_threshold
+        left = self.calibration_left > 0
+        if self.training:
+            t = torch.where(self.initialized, torch.where(left, torch.fmax(t_new, t_old), t_old),
+                            t_new)
+            self.calibration_left.sub_((left & self.initialized).to(self.calibration_left.dtype))
+        else:
+            t = torch.where(self.initialized, t_old, t_new)
+        self.log2_threshold.copy_(t)
+        self.initialized.fill_(True)
+
+    def _state(self) -> tuple[bool, int]:
+        """``initialized`` and ``calibration_left`` as Python values without reading the device
+        on every call: they are read again only when a buffer was replaced or written outside
+        ``forward`` (``load_state_dict``, ``.to()``, ``fill_``; tensor version counters)."""
+        stamp = self._stamp()
+        seen = self._state_seen
+        if stamp is None or seen is None or seen[0] != stamp:
+            seen = self._state_seen = (stamp, bool(self.initialized), int(self.calibration_left))
+        return seen[1], seen[2]
+
+    def _set_state(self, init: bool, left: int) -> None:
+        self._state_seen = (self._stamp(), init, left)
+
+    def _stamp(self) -> tuple[int, ...] | None:
+        i, c = self.initialized, self.calibration_left
+        try:
+            return i._version, c._version, i.data_ptr(), c.data_ptr()
+        except RuntimeError:  # inference tensors keep no version counter: always read
+            return None
 
     def forward(self, x: Tensor) -> Tensor:
         if self.relu:
             x = torch.relu(x)
-        if not bool(self.initialized):
+        if torch.compiler.is_compiling():
+            self._calibrate_traceable(x)
+            return quant_mix(x, self.log2_threshold, self.alpha_bits, self.ctl, self.name,
+                             "bits", self.bits, signed=not self.relu)
+        init, left = self._state()
+        if not init:
             self.init_threshold(x)
-        elif self.training and int(self.calibration_left) > 0:
+            self._set_state(True, left)
+        elif self.training and left > 0:
             self.init_threshold(x, grow_only=True)
             self.calibration_left -= 1
+            self._set_state(True, left - 1)
         return quant_mix(x, self.log2_threshold, self.alpha_bits, self.ctl, self.name, "bits",
                          self.bits, signed=not self.relu)
 

@@ -25,14 +25,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from connas4ml_torch.errors import UnsupportedLayerError
-from connas4ml_torch.quant import fake_quant, mixed_fake_quant
+from connas4ml_torch.quant import fused_fake_quant, mixed_fake_quant
 
 if TYPE_CHECKING:
     from connas4ml_torch.hardware.config import HLSConfig
     from connas4ml_torch.hardware.layerspec import LayerSpec
 
 __all__ = [
-    "ARCH_PREFIX", "ArchControl", "choice_argmax", "arch_param", "quant_mix", "Searchable",
+    "ARCH_PREFIX", "ArchControl", "choice_argmax", "arch_param", "quant_mix", "mix_rows",
+    "Searchable",
     "LayerKind", "SpecContext", "DeriveContext", "register", "unregister", "kinds", "kind_of", "kind_named",
     "searchable_kind", "require_kind", "supported_names",
 ]
@@ -64,25 +65,44 @@ class ArchControl:
     samples: dict[tuple[str, str], tuple[Tensor, Tensor]] = field(default_factory=dict)
 
     def probs(self, alpha: Tensor, layer: str, kind: str) -> Tensor:
+        """The weights of the choices in this forward pass (one-hot where one choice runs)."""
+        p, i = self.choose(alpha, layer, kind)
+        if i is None:
+            return p
+        hot = F.one_hot(i, alpha.numel()).to(alpha.dtype)
+        # "+ 0 * p": a zero gradient still reaches the logits, as DistributedDataParallel
+        # expects of every parameter it holds (no find_unused_parameters needed)
+        return hot if p is None else hot + 0.0 * p
+
+    def choose(self, alpha: Tensor, layer: str, kind: str) -> tuple[Tensor | None, Tensor | None]:
+        """``(p, i)``: what :meth:`probs` returns, in a form a layer can run cheaply.
+
+        ``i is None``: the forward pass weighs the choices by ``p`` (softmax, Gumbel). Otherwise
+        it runs choice ``i`` alone (a 0-dim index tensor on ``alpha``'s device, no host
+        synchronisation) and ``p``, where not ``None``, must receive a zero gradient only: the
+        same as running on ``one_hot(i) + 0 * p``.
+        """
         key = (layer, kind)
         if key in self.fixed:
-            return F.one_hot(torch.tensor(self.fixed[key], device=alpha.device),
-                             alpha.numel()).to(alpha.dtype)
+            return None, torch.tensor(self.fixed[key], device=alpha.device)
         if self.mode == "argmax":
-            return F.one_hot(choice_argmax(alpha), alpha.numel()).to(alpha.dtype)
+            return None, choice_argmax(alpha)
         if self.mode == "reinforce" or (self.mode == "auto" and kind == "width"):
             # layers tied to one choice (residual adds) share the logits and so the draw
-            p = torch.softmax(alpha / self.temperature, dim=0)
+            p = self._softmax(alpha)
             i = next((j for a, j in self.samples.values() if a is alpha), None)
             if i is None:  # the index stays a tensor: no device sync per layer
                 i = torch.multinomial(p.detach(), 1)[0]
             self.samples[key] = (alpha, i)
-            # "+ 0 * p": a zero gradient still reaches the logits, as DistributedDataParallel
-            # expects of every parameter it holds (no find_unused_parameters needed)
-            return F.one_hot(i, alpha.numel()).to(alpha.dtype) + 0.0 * p
+            return p, i
         if self.mode in ("gumbel", "gumbel_hard"):
-            return F.gumbel_softmax(alpha, tau=self.temperature, hard=self.mode == "gumbel_hard")
-        return torch.softmax(alpha / self.temperature, dim=0)
+            return F.gumbel_softmax(alpha, tau=self.temperature,
+                                    hard=self.mode == "gumbel_hard"), None
+        return self._softmax(alpha), None
+
+    def _softmax(self, alpha: Tensor) -> Tensor:
+        # alpha / 1.0 is alpha, bit for bit, and so are its gradients: skip the division
+        return torch.softmax(alpha if self.temperature == 1.0 else alpha / self.temperature, 0)
 
 
 def choice_argmax(alpha: Tensor) -> Tensor:
@@ -103,10 +123,38 @@ def arch_param(n: int) -> nn.Parameter | None:
 
 def quant_mix(x: Tensor, t: Tensor, alpha: nn.Parameter | None, ctl: ArchControl, layer: str,
               kind: str, bits: tuple[int, ...], signed: bool, narrow: bool = False) -> Tensor:
-    """``sum_b p_b Q_b(x)`` (fused); a single choice is a plain quantizer."""
+    """``sum_b p_b Q_b(x)`` (fused); a single choice is a plain quantizer (fused as well)."""
     if alpha is None:
-        return fake_quant(x, t, bits[0], signed, narrow)
-    return mixed_fake_quant(x, t, bits, ctl.probs(alpha, layer, kind), signed, narrow)
+        return fused_fake_quant(x, t, bits[0], signed, narrow)
+    p, i = ctl.choose(alpha, layer, kind)
+    return mixed_fake_quant(x, t, bits, p, signed, narrow, index=i)
+
+
+class _Pick(torch.autograd.Function):
+    """``table[i]``, and a zero gradient to ``p``: ``(one_hot(i) + 0 * p) @ table`` in one op."""
+
+    @staticmethod
+    def forward(ctx, table, i, p):
+        ctx.p_meta = (p.shape, p.dtype, p.device)
+        return table.index_select(0, i.reshape(1))[0]
+
+    @staticmethod
+    def backward(ctx, g):
+        shape, dtype, device = ctx.p_meta
+        return None, None, torch.zeros(shape, dtype=dtype, device=device)
+
+
+def mix_rows(table: Tensor, p: Tensor | None, i: Tensor | None) -> Tensor:
+    """``sum_k p_k table[k]`` for the choice weights ``(p, i)`` of :meth:`ArchControl.choose`
+    (``table``: one row per choice, e.g. channel or kernel masks; no gradient of its own)."""
+    if i is None:
+        return torch.tensordot(p.to(table.dtype), table, dims=1)
+    if torch.compiler.is_compiling():  # traceable: the row, and the zero gradient to p
+        row = table.index_select(0, i.reshape(1))[0]
+        return row if p is None else row + 0.0 * torch.tensordot(p, table, dims=1)
+    if p is None or not p.requires_grad:
+        return table.index_select(0, i.reshape(1))[0]
+    return _Pick.apply(table, i, p)
 
 
 class Searchable(nn.Module):

@@ -61,9 +61,8 @@ class SearchableConv(SearchableWeight):
         return f"Conv{self.dims}D"
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self._conv(x, self.quant_weight(), self.quant_bias(), self.stride, self.padding,
-                       self.dilation, self.groups)
-        return self._mask(y)
+        w, b = self.masked_weight_and_bias()
+        return self._conv(x, w, b, self.stride, self.padding, self.dilation, self.groups)
 
     def raw(self, x: Tensor, w: Tensor) -> Tensor:
         if self.alpha_kernel is not None:  # the kernel sizes the choice mixes, as forward

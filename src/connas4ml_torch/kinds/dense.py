@@ -28,7 +28,7 @@ class SearchableLinear(SearchableWeight):
         self._setup(src.weight, src.bias, widths, wbits, bias_bits)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self._mask(F.linear(x, self.quant_weight(), self.quant_bias()))
+        return F.linear(x, *self.masked_weight_and_bias())
 
     def raw(self, x: Tensor, w: Tensor) -> Tensor:
         return F.linear(x, w)
