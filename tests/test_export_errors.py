@@ -194,7 +194,9 @@ def test_layer_specs_mlp_and_cnn():
     cfg = HLSConfig(backend="Vivado", reuse_factor=2, io_type="io_stream",
                     layers={"body.0": {"ReuseFactor": 8, "Strategy": "Resource"}})
     specs = layer_specs(JetMLP(), torch.randn(8, 16), cfg)
-    assert list(specs) == ["fc1", "body.0", "body.2.0", "out"]
+    assert list(specs)[:4] == ["fc1", "body.0", "body.2.0", "out"]  # weight layers in call order
+    acts = {n: s for n, s in specs.items() if s.layer_type == "Activation"}
+    assert acts and all(s.activation == "relu" for s in acts.values())  # then the ReLUs
     s = specs["body.0"]
     assert (s.layer_type, s.n_in, s.n_out, s.weight_bits, s.input_bits) == ("Dense", 64, 32, 4, 5)
     assert (s.reuse_factor, s.strategy, s.io_type, s.backend) == (8, "Resource", "io_stream", "Vivado")

@@ -121,7 +121,7 @@ def run_search(rank: int = 0, world: int = 1, ddp: bool = False):
     torch.manual_seed(11)
     x, y = task(11, n=1536)
     x = x.double()
-    sn = cn.searchable(mlp().double(), cn.SearchSpace(**SPACE), example_input=x[:256])
+    sn = cn.searchable(mlp().double(), cn.SearchSpace(**SPACE), example_input=x[:256]).double()
     sn.set_sampling("softmax")  # deterministic: no per-process draws
     search = cn.Search(sn, cn.ResourceModel.default(), HLS, constraints={"LUT": 4e4},
                        arch_lr=0.05, dual_lr=0.2, warmup_steps=4, temperature=(1.0, 0.3),

@@ -79,15 +79,36 @@ def _targets_frame(y: Any, n: int) -> pd.DataFrame:
     return Y
 
 
-def _warn_domain() -> None:
-    """Warn (OutOfDomainWarning, stable message) once per call site of the public method."""
+def summarize_domain(findings: Sequence[Any]) -> str:
+    """``"weight_bits 2..3 outside the fitted [4, 16]; layer_type ['Pooling1D'] not among ..."``:
+    one clause per feature, the range asked for against the range fitted."""
+    by: dict[str, list[Any]] = {}
+    for f in findings:
+        by.setdefault(f.feature, []).append(f)
+    parts = []
+    for feature, fs in by.items():
+        if fs[0].seen:
+            vals = sorted({str(f.value) for f in fs})
+            parts.append(f"{feature} {vals} not among the fitted {list(fs[0].seen)}")
+        else:
+            vals = [float(f.value) for f in fs]
+            parts.append(f"{feature} {min(vals):g}..{max(vals):g} outside the fitted "
+                         f"[{fs[0].low:g}, {fs[0].high:g}]")
+    return "; ".join(parts)
+
+
+def _warn_domain(findings: Sequence[Any] = ()) -> None:
+    """Warn (OutOfDomainWarning) once per call site of the public method, saying which features
+    left the fitted domain and by how much (every finding is in the result's ``domain``)."""
     import sys
 
     frame = sys._getframe(2)  # the caller of predict/predict_network
     site = (frame.f_code.co_filename, frame.f_lineno)
     if site not in _WARNED_SITES:
         _WARNED_SITES.add(site)
-        warnings.warn(_DOMAIN_MSG, OutOfDomainWarning, stacklevel=3)
+        detail = summarize_domain(findings)
+        msg = _DOMAIN_MSG + (f": {detail}" if detail else "")
+        warnings.warn(msg, OutOfDomainWarning, stacklevel=3)
 
 
 def _wquantile(r: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
@@ -228,7 +249,7 @@ class ResourceModel(RegressorMixin, BaseEstimator):
         findings = check_domain(frame, self.domain_)
         df.attrs["domain"] = findings
         if findings:
-            _warn_domain()
+            _warn_domain(findings)
         return df
 
     def _network(self, frame: pd.DataFrame, quantile: float | None) -> NetworkPrediction:
@@ -262,7 +283,7 @@ class ResourceModel(RegressorMixin, BaseEstimator):
             raise ConfigError("predict_network needs at least one layer")
         net = self._network(frame, quantile)
         if net.domain:
-            _warn_domain()
+            _warn_domain(net.domain)
         return net
 
     def predict_projects(self, reports: pd.DataFrame, interval: float = 0.9) -> pd.DataFrame:

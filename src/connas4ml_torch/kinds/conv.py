@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from connas4ml_torch.errors import ExportError, UnsupportedLayerError
+from connas4ml_torch.kinds._weight_kind import WeightKind
 from connas4ml_torch.kinds._weights import (
     SearchableWeight,
-    WeightKind,
     brevitas_start,
     label,
     quant_kwargs,

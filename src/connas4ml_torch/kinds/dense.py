@@ -7,9 +7,9 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from connas4ml_torch.kinds._weight_kind import WeightKind
 from connas4ml_torch.kinds._weights import (
     SearchableWeight,
-    WeightKind,
     brevitas_start,
     quant_kwargs,
     user_input_quant,
