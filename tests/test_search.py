@@ -294,3 +294,25 @@ def test_weight_aware_costs_follow_the_weights(cost):
     assert after < 0.8 * before, (before, after)
     blind = cn.Search(sn, cost, HLS, settings=cn.SearchSettings(weight_aware=False))
     assert blind.selection().breakdown["0"]["LUT"] > after
+
+
+def test_weight_aware_tables_match_the_derived_conv_network(cost):
+    """The tables' weight statistics (prefix sums over rows and columns, kernels cropped, a
+    Dense fed by a flatten) equal those of the derived network's own weights, choice by choice."""
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Conv1d(2, 8, 5, padding=2), nn.ReLU(), nn.Conv1d(8, 6, 3, padding=1),
+                        nn.ReLU(), nn.Flatten(), nn.Linear(6 * 8, 4))
+    x = torch.randn(16, 2, 8)
+    space = cn.SearchSpace(width={"0": [4, 8], "2": [3, 6]}, kernel={"0": [3, 5]},
+                           weight_bits=[2, 4, 6], act_bits=[4, 8])
+    sn = cn.searchable(net, space, example_input=x)
+    s = cn.Search(sn, cost, HLS)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        with torch.no_grad():
+            for p in sn.arch_parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 3)
+        specs = layer_specs(sn.derive(), x[:4], HLS)
+        assert sum(sp.csd_digits is not None for sp in specs.values()) == 3  # weight-aware
+        net_cost = cost.predict_network(list(specs.values()))
+        assert s.argmax_resources()["LUT"] == pytest.approx(net_cost["LUT"], rel=1e-4)

@@ -37,7 +37,25 @@ class WeightKind(LayerKind):
         """``n_nonzero_weights`` and ``csd_digits`` of the weights one choice of the layer would
         export (the first ``out`` rows, the producer's first ``in`` channels, the cropped
         kernel, on the ``wbits`` grid of the learned threshold): under the Latency strategy
-        hls4ml bakes the weights in as constants, so these set the multipliers' cost."""
+        hls4ml bakes the weights in as constants, so these set the multipliers' cost.
+
+        Every choice keeps a prefix of rows and columns, so the counts of one (kernel, bits)
+        are read off 2-D prefix sums computed once per table build (``ctx.memo``): a table
+        build over all widths costs one quantization per bit width, not one per combination."""
+        v = ctx.values
+        key = ("weight_stats", v.get("kernel"), int(v["wbits"]))
+        memo = ctx.memo if ctx.memo is not None else {}
+        if key not in memo:
+            memo[key] = self._prefix_counts(mod, ctx.block, v.get("kernel"), int(v["wbits"]))
+        nz, digits = memo[key]
+        rows = int(v["out"])
+        cols = int(v["in"]) * ctx.block if v.get("in") is not None else nz.shape[1] - 1
+        return {"n_nonzero_weights": int(nz[rows, cols]), "csd_digits": float(digits[rows, cols])}
+
+    def _prefix_counts(self, mod: SearchableWeight, block: int, kernel: int | None, bits: int
+                       ) -> tuple[Any, Any]:
+        """``[rows + 1, cols + 1]`` prefix sums of non-zero weights and their CSD digits on the
+        ``bits`` grid (kernel positions summed per row and column)."""
         import math
 
         import numpy as np
@@ -45,19 +63,22 @@ class WeightKind(LayerKind):
         from connas4ml_torch.hardware.weights import csd_digits
         from connas4ml_torch.quant import int_range
 
-        v = ctx.values
-        ch = {"width": int(v["out"])}
-        w, _ = self.sliced(mod, ch, v.get("in"), ctx.block)
-        k = v.get("kernel")
-        if k is not None and w.dim() > 2 and k != w.shape[-1]:
-            lo = (w.shape[-1] - k) // 2
-            w = w[(slice(None), slice(None)) + (slice(lo, lo + k),) * (w.dim() - 2)]
-        bits = int(v["wbits"])
+        w, _ = self.sliced(mod, {"width": mod.weight.shape[0]}, None, block)
+        if kernel is not None and w.dim() > 2 and kernel != w.shape[-1]:
+            lo = (w.shape[-1] - kernel) // 2
+            w = w[(slice(None), slice(None)) + (slice(lo, lo + kernel),) * (w.dim() - 2)]
         scale = 2.0 ** (math.ceil(float(mod.weight_log2_threshold.detach())) - (bits - 1))
         lo_i, hi_i = int_range(bits, signed=True, narrow=True)
         q = torch.clamp(torch.round(w.double() / scale), lo_i, hi_i).to(torch.int64).numpy()
-        nz = q[q != 0]
-        return {"n_nonzero_weights": int(nz.size), "csd_digits": float(np.sum(csd_digits(nz)))}
+        q = q.reshape(q.shape[0], q.shape[1], -1)
+        digits = csd_digits(q.ravel()).reshape(q.shape).sum(axis=2)
+        nz = (q != 0).sum(axis=2)
+        out = []
+        for counts in (nz, digits):
+            p = np.zeros((counts.shape[0] + 1, counts.shape[1] + 1), dtype=np.int64)
+            p[1:, 1:] = counts.cumsum(axis=0).cumsum(axis=1)
+            out.append(p)
+        return out[0], out[1]
 
     def export_weight_stats(self, t: Any) -> dict[str, float]:
         """:meth:`weight_stats` of a traced Brevitas layer's quantized weights (the constants

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from torch import Tensor, nn
@@ -53,7 +53,8 @@ class SpecContext:
     shapes; ``block`` the input features per producer channel (Dense after a flatten);
     ``in_bits`` the width of the layer's input type when the search knows it (an activation fed
     by a weight layer's accumulator: its widest case); ``with_weights``: describe the layer's
-    current weights too (non-zero count, CSD digits) for a weight-aware cost model.
+    current weights too (non-zero count, CSD digits) for a weight-aware cost model; ``memo``: a
+    dict one layer's choices share within one table build (a kind may keep per-layer work there).
     """
 
     name: str
@@ -64,6 +65,7 @@ class SpecContext:
     block: int = 1
     in_bits: int | None = None
     with_weights: bool = False
+    memo: dict | None = field(default=None, compare=False, hash=False)
 
 
 @dataclass(frozen=True)

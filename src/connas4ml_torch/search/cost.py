@@ -86,7 +86,7 @@ class CostTables:
         # weight layers, then the activations, tables and pools between them: every layer
         # whose kind describes it to the cost model (a cast merged into the next layer is free)
         nodes = [(n, node, SpecContext(n, mods[n], {}, node.in_shape, node.out_shape, node.block,
-                                       with_weights=self.weight_aware))
+                                       with_weights=self.weight_aware, memo={}))
                  for n, node in graph.layers.items()]
         nodes += [(n, node, SpecContext(n, mods[n], {}, node.shape, node.out_shape or node.shape))
                   for n, node in graph.acts.items()]
