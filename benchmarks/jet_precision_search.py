@@ -170,7 +170,9 @@ def search_run(factory, splits, space, cost, hls, *, budgets=None, tradeoff=None
     search.fit(train_b, val_b, lf, opt, epochs, progress=False)
     sync(device)
     search_s = time.perf_counter() - t0
-    sel = search.selection()
+    # as the run pipeline: the repaired argmax and the networks grown to fill the budget,
+    # compared on held-out validation batches with the shared weights
+    sel = search.selection(search.validation_score(batches(splits.val, batch, seed + 3, 16), lf))
     model = search.derive(sel).to(device)
     return {"model": model, "search": search, "selection": sel, "search_s": search_s}
 
