@@ -171,6 +171,9 @@ class CostTables:
 
     def _predict(self, cost_model, specs: list[LayerSpec], quantile) -> np.ndarray:
         df = cost_model.predict(specs) if quantile is None else cost_model.predict(specs, quantile=quantile)
+        # the domain findings were warned about in predict(); pandas deep-copies ``attrs`` on
+        # every operation, which with thousands of findings cost more than the prediction
+        df.attrs = {}
         # a model saved before the one vocabulary calls latency "latency_cycles"
         df = df.rename(columns={"latency_cycles": "latency"})
         cols = [RESOURCES[r] for r in self.resources]
