@@ -6,6 +6,7 @@ library asks here instead of naming layer classes. How to add a kind: docs/layer
 
 from connas4ml_torch.kinds.base import (
     ARCH_PREFIX,
+    SAMPLED_IN_AUTO,
     ArchControl,
     DeriveContext,
     LayerKind,
@@ -23,7 +24,8 @@ from connas4ml_torch.kinds.base import (
 )
 
 __all__ = [
-    "ARCH_PREFIX", "ArchControl", "DeriveContext", "LayerKind", "Searchable", "SpecContext",
+    "ARCH_PREFIX", "SAMPLED_IN_AUTO", "ArchControl", "DeriveContext", "LayerKind", "Searchable",
+    "SpecContext",
     "choice_argmax", "kind_named", "kind_of", "kinds", "register", "require_kind",
     "searchable_kind", "supported_names", "unregister",
 ]

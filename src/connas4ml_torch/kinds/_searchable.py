@@ -15,10 +15,12 @@ from torch import Tensor, nn
 
 from connas4ml_torch.quant import fused_fake_quant, mixed_fake_quant
 
-__all__ = ["ARCH_PREFIX", "ArchControl", "choice_argmax", "arch_param", "quant_mix", "mix_rows",
-           "Searchable"]
+__all__ = ["ARCH_PREFIX", "SAMPLED_IN_AUTO", "ArchControl", "choice_argmax", "arch_param",
+           "quant_mix", "mix_rows", "Searchable"]
 
 ARCH_PREFIX = "alpha_"  # architecture parameters are the parameters whose name starts with this
+# the choice kinds "auto" samples (one network per pass): widths, and whether a block is kept
+SAMPLED_IN_AUTO = frozenset({"width", "keep"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -34,7 +36,7 @@ class ArchControl:
     channel mask can no longer act as a learned gain), ``"reinforce"`` (a one-hot sample of
     ``softmax(alpha / tau)`` with no gradient; ``samples`` keeps ``(logits, drawn index)`` so that
     ``Search`` can score whole sampled networks against each other), ``"auto"`` (``"reinforce"``
-    for widths, ``"softmax"`` for every other choice), or ``"argmax"`` (one-hot
+    for widths and skippable blocks, ``"softmax"`` for every other choice), or ``"argmax"`` (one-hot
     of the current argmax). ``fixed`` maps ``(layer, kind)`` to a forced choice index (used to
     evaluate one discrete network).
     """
@@ -67,7 +69,7 @@ class ArchControl:
             return None, torch.tensor(self.fixed[key], device=alpha.device)
         if self.mode == "argmax":
             return None, choice_argmax(alpha)
-        if self.mode == "reinforce" or (self.mode == "auto" and kind == "width"):
+        if self.mode == "reinforce" or (self.mode == "auto" and kind in SAMPLED_IN_AUTO):
             # layers tied to one choice (residual adds) share the logits and so the draw
             p = self._softmax(alpha)
             i = next((j for a, j in self.samples.values() if a is alpha), None)

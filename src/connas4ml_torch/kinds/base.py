@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from connas4ml_torch.errors import UnsupportedLayerError
 from connas4ml_torch.kinds._searchable import (  # noqa: F401 (re-exported)
     ARCH_PREFIX,
+    SAMPLED_IN_AUTO,
     ArchControl,
     Searchable,
     arch_param,
@@ -38,7 +39,8 @@ if TYPE_CHECKING:
     from connas4ml_torch.hardware.layerspec import LayerSpec
 
 __all__ = [
-    "ARCH_PREFIX", "ArchControl", "choice_argmax", "arch_param", "quant_mix", "mix_rows",
+    "ARCH_PREFIX", "SAMPLED_IN_AUTO", "ArchControl", "choice_argmax", "arch_param", "quant_mix",
+    "mix_rows",
     "Searchable",
     "LayerKind", "SpecContext", "DeriveContext", "register", "unregister", "kinds", "kind_of", "kind_named",
     "searchable_kind", "require_kind", "supported_names",
@@ -84,8 +86,9 @@ class LayerKind:
         name: registry key (``"Dense"``); also the hls4ml layer class when ``hls_classes`` is
             not given.
         role: ``"weight"`` (has searchable weights), ``"act"`` (a quantizer with searchable bits),
-            ``"passive"`` (kept as is: keeps the tensor on its quantizer's grid) or
-            ``"refused"`` (known but not supported: :meth:`refuse` says why and what to do).
+            ``"passive"`` (kept as is: keeps the tensor on its quantizer's grid),
+            ``"block"`` (a choice over a whole block: kinds/skip.py) or ``"refused"`` (known
+            but not supported: :meth:`refuse` says why and what to do).
         torch_types: float modules this kind converts in :func:`connas4ml_torch.searchable`.
         brevitas_types: class names of the Brevitas modules of this kind in a derived or
             exported model (``"QuantLinear"``; matched on the class and its bases).

@@ -5,7 +5,9 @@ it, its own width, its weight bits, the bits of the quantizer that feeds it, its
 variable is one architecture parameter (tied layers share one, which the tables respect by
 enumerating shared variables once). The table of a layer is a tensor over its variables; the
 expected cost of the supernet is the sum over layers of the table contracted (``einsum``) with the
-variables' probability vectors: differentiable and microseconds per step.
+variables' probability vectors: differentiable and microseconds per step. A layer inside a
+skippable block has the block's keep variable as one more axis, with cost 0 at "skip": its
+expected cost is ``p_keep`` times its cost.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ from connas4ml_torch.hardware.config import HLSConfig
 from connas4ml_torch.hardware.layerspec import LayerSpec
 from connas4ml_torch.hardware.resources import SEARCHABLE, canonical_resource  # noqa: F401
 from connas4ml_torch.kinds import SpecContext, choice_argmax, searchable_kind
+from connas4ml_torch.kinds.skip import KEEP
 
 __all__ = ["RESOURCES", "Variable", "LayerTable", "CostTables", "canonical_resource"]
 
 # searchable resources (hardware.resources spells them) -> the cost model's output column
 RESOURCES = {r: r for r in SEARCHABLE}
+_SKIPPED = "skipped"  # the spec of a layer whose skippable block is skipped: it costs nothing
 
 
 @dataclass
@@ -90,6 +94,10 @@ class CostTables:
                  for n, node in graph.layers.items()]
         nodes += [(n, node, SpecContext(n, mods[n], {}, node.shape, node.out_shape or node.shape))
                   for n, node in graph.acts.items()]
+        # a layer inside a skippable block costs nothing when the block is skipped: its table
+        # gets the block's keep variable as one more axis (cost 0 at "skip")
+        gate_of = {inner: self._var_of[(block, KEEP)]
+                   for block, names in supernet.skip_blocks().items() for inner in names}
         for name, node, ctx0 in nodes:
             mod = mods[name]
             kind = searchable_kind(mod)
@@ -98,11 +106,15 @@ class CostTables:
                     if key in self._var_of}
             if not deps and kind.role != "weight":
                 continue
-            var_ids = list(dict.fromkeys(deps.values()))  # tied variables enumerated once
+            gate = gate_of.get(name)
+            var_ids = list(dict.fromkeys([*deps.values(), *([gate] if gate is not None else [])]))
             combos = list(itertools.product(*(range(len(self.variables[v].values)) for v in var_ids)))
             layer_specs = []
             for combo in combos:
                 val = {v: self.variables[v].values[i] for v, i in zip(var_ids, combo)}
+                if gate is not None and not val[gate]:
+                    layer_specs.append(_SKIPPED)
+                    continue
                 layer_specs.append(kind.spec(replace(ctx0, values={k: val[v] for k, v in deps.items()}),
                                              self.hls))
             if any(sp is None for sp in layer_specs):
@@ -123,17 +135,18 @@ class CostTables:
         self.n_queries = len(specs)
         # the network-level term (interfaces, control, glue) of the cost model, as an affine map
         # total = scale * layer_sum + overhead read off two networks (the widest and the
-        # smallest); the layer tables are scaled once so that expected() stays one einsum a layer
+        # smallest, every skippable block kept in both: the same layers); the layer tables are
+        # scaled once so that expected() stays one einsum a layer
         self.overhead = torch.zeros(len(self.resources))
         if hasattr(cost_model, "predict_network"):
+            keeps = {self._var_of[(b, KEEP)] for b in supernet.skip_blocks()}
             ends = [{v: len(var.values) - 1 for v, var in enumerate(self.variables)},
-                    {v: 0 for v in range(len(self.variables))}]
+                    {v: int(v in keeps) for v in range(len(self.variables))}]
             sums = [self._layer_sum_at(c, upper=False) for c in ends]
-            totals = [cost_model.predict_network([specs[i] for i in self._spec_indices(slices, c)])
-                      for c in ends]
+            totals = [self._network_total(cost_model, specs, slices, c) for c in ends]
             scale = torch.ones(len(self.resources))
-            for i, r in enumerate(self.resources):
-                (s1, s0), (t1, t0) = (float(x[i]) for x in sums), (float(t.get(r, t.get("latency_cycles", 0.0))) for t in totals)
+            for i in range(len(self.resources)):
+                (s1, s0), (t1, t0) = (float(x[i]) for x in sums), (float(t[i]) for t in totals)
                 a = (t1 - t0) / (s1 - s0) if abs(s1 - s0) > 1e-9 else (t1 / s1 if s1 > 0 else 1.0)
                 a = max(a, 0.0)
                 scale[i] = a
@@ -142,8 +155,36 @@ class CostTables:
                 lt.table = lt.table * scale
                 if lt.upper is not None:
                     lt.upper = lt.upper * scale
+            self._block_glue(cost_model, specs, slices, keeps, ends[0], totals[0])
         self._specs = specs
         self._slices = slices
+
+    def _block_glue(self, cost_model, specs: list, slices: list, keeps: set[int],
+                    widest: dict[int, int], full: Tensor) -> None:
+        """Add to the tables of a skippable block's layers, at "keep", the network-level cost
+        their presence brings (the cost model's glue per layer): read off the widest network
+        with and without the block, so that skipping a block also takes that away (and moved
+        out of ``overhead``)."""
+        for kv in sorted(keeps):
+            gated = [lt for lt in self.layers if kv in lt.variables]
+            if not gated:
+                continue
+            skip = {**widest, kv: 0}
+            glue = (full - self._network_total(cost_model, specs, slices, skip)
+                    - self._layer_sum_at(widest, False) + self._layer_sum_at(skip, False))
+            for lt in gated:
+                at = [slice(None)] * len(lt.variables) + [slice(None)]
+                at[lt.variables.index(kv)] = 1
+                lt.table[tuple(at)] += glue / len(gated)
+                if lt.upper is not None:
+                    lt.upper[tuple(at)] += glue / len(gated)
+            self.overhead -= glue  # now in the block's tables: the widest total is unchanged
+
+    def _network_total(self, cost_model, specs: list, slices: list, choice: dict[int, int]
+                       ) -> Tensor:
+        """``predict_network`` of one discrete network, as a vector over ``resources``."""
+        t = self._network(cost_model, [specs[i] for i in self._spec_indices(slices, choice)])
+        return torch.tensor([float(t.get(r, t.get("latency_cycles", 0.0))) for r in self.resources])
 
     def state_dict(self) -> dict[str, Any]:
         """The tables as they are (they follow the weights when weight-aware)."""
@@ -169,7 +210,22 @@ class CostTables:
         self.variables.append(Variable(f"{layer}.{kind}", tuple(values), alpha, [(layer, kind)]))
         self._var_of[(layer, kind)] = len(self.variables) - 1
 
-    def _predict(self, cost_model, specs: list[LayerSpec], quantile) -> np.ndarray:
+    @staticmethod
+    def _network(cost_model, specs: list) -> dict[str, float]:
+        """``predict_network`` of the layers that exist (a skipped block's are left out)."""
+        live = [sp for sp in specs if sp is not _SKIPPED]
+        return cost_model.predict_network(live) if live else {}
+
+    def _predict(self, cost_model, specs: list, quantile) -> np.ndarray:
+        """The cost model's predictions, one row per spec (zeros for a skipped block's)."""
+        live = [sp for sp in specs if sp is not _SKIPPED]
+        out = np.zeros((len(specs), len(self.resources)))
+        if live:
+            rows = self._predict_live(cost_model, live, quantile)
+            out[[i for i, sp in enumerate(specs) if sp is not _SKIPPED]] = rows
+        return out
+
+    def _predict_live(self, cost_model, specs: list[LayerSpec], quantile) -> np.ndarray:
         df = cost_model.predict(specs) if quantile is None else cost_model.predict(specs, quantile=quantile)
         # the domain findings were warned about in predict(); pandas deep-copies ``attrs`` on
         # every operation, which with thousands of findings cost more than the prediction
@@ -280,5 +336,6 @@ class CostTables:
 
     def specs_at(self, choice: dict[int, int]) -> dict[str, LayerSpec]:
         idx = self._spec_indices(self._slices, choice)
-        return {lt.name: self._specs[i] for lt, i in zip(self.layers, idx)}
+        return {lt.name: self._specs[i] for lt, i in zip(self.layers, idx)
+                if self._specs[i] is not _SKIPPED}
 

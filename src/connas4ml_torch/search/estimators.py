@@ -1,8 +1,9 @@
 """Architecture-gradient estimators of the search beyond plain backpropagation.
 
 The relaxations (softmax, Gumbel) get their gradient through autograd in ``Search.arch_step``;
-sampled choices (``"reinforce"``, and the widths under ``"auto"``) get a score-function estimate
-from two whole networks compared on the same validation batch (:func:`reinforce_pair`).
+sampled choices (``"reinforce"``, and the widths and skippable blocks under ``"auto"``) get a
+score-function estimate from two whole networks compared on the same validation batch
+(:func:`reinforce_pair`).
 """
 
 from __future__ import annotations
@@ -42,9 +43,10 @@ def reinforce_pair(search: Search, closure: Callable[[], Tensor], params: list[n
     REINFORCE, as TuNAS): ``(L_a - L_b) / 2 * grad(log p(a) - log p(b))``, unbiased for
     ``grad E_p[L]``; the shared batch cancels most of its own noise. The difference is taken
     relative to the pair's mean loss, so it weighs like the relative resource terms.
-    ``relaxed`` (sampling ``"auto"``): only the widths are sampled; the other choices stay
-    relaxed and get the gradient of the first network's loss (one backward pass; taken
-    before the second pass, which may move an activation range in place), returned apart.
+    ``relaxed`` (sampling ``"auto"``): only the widths and skippable blocks are sampled; the
+    other choices stay relaxed and get the gradient of the first network's loss (one backward
+    pass; taken before the second pass, which may move an activation range in place), returned
+    apart.
     """
     ctl = search.supernet.control
     drawn, losses = [], []

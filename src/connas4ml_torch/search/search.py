@@ -8,8 +8,8 @@ training the cheapest network of the space is checked against the budgets; ``der
 the argmax and repairs it until it fits (HardCoRe-NAS: the argmax of a relaxation can break it).
 The task loss reaches the architecture through the supernet's relaxation (first-order DARTS) or,
 with ``supernet.set_sampling("reinforce")``, through a score-function estimate that compares two
-sampled networks (see ``search.estimators.reinforce_pair``); ``"auto"`` samples the widths that way and keeps
-the bit widths and kernel sizes relaxed.
+sampled networks (see ``search.estimators.reinforce_pair``); ``"auto"`` samples the widths and
+skippable blocks that way and keeps the bit widths and kernel sizes relaxed.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from connas4ml_torch.errors import ConfigError, InfeasibleBudgetError
 from connas4ml_torch.hardware.config import HLSConfig
 from connas4ml_torch.hardware.resources import canonical_resource, parse_budgets
+from connas4ml_torch.kinds import SAMPLED_IN_AUTO
 from connas4ml_torch.search.cost import CostTables
 from connas4ml_torch.search.estimators import checked_loss, reinforce_pair
 from connas4ml_torch.search.select import Repair, Selection, select
@@ -94,10 +95,9 @@ class Search:
                                    "to searchable() or to Search()")
             supernet.analyse(example_input)
         self.supernet = supernet
-        # which kinds of choice the space searches: "auto" samples widths, relaxes the rest
         kinds = {k for m in supernet.searchable_modules().values() for k in m.arch()}
-        self._has_widths = "width" in kinds
-        self._has_relaxed = bool(kinds - {"width"})
+        self._has_widths, self._has_relaxed = (bool(kinds & SAMPLED_IN_AUTO),
+                                               bool(kinds - SAMPLED_IN_AUTO))
         self.hls = hls or HLSConfig()
         self.budgets = parse_budgets(constraints, self.hls.part)
         self.weights = _tradeoff(weights)
@@ -200,7 +200,7 @@ class Search:
         params = self.supernet.arch_parameters()
         relaxed_grads: list[Tensor | None] = [None] * len(params)
         if mode == "reinforce" or (mode == "auto" and self._has_widths):
-            # "auto" with nothing but widths to search is plain "reinforce": no backward pass
+            # "auto" with only sampled choices (widths, blocks) is plain "reinforce"
             relaxed = mode == "auto" and self._has_relaxed
             task, objective, relaxed_grads = reinforce_pair(self, closure, params, relaxed)
         else:

@@ -20,6 +20,7 @@ from connas4ml_torch.kinds import Searchable, kind_of, searchable_kind
 from connas4ml_torch.kinds import kinds as registered_kinds
 from connas4ml_torch.kinds.activation import SearchableAct
 from connas4ml_torch.kinds.batchnorm import SearchableBatchNorm
+from connas4ml_torch.kinds.skip import KEEP
 from connas4ml_torch.quant import log2_threshold_for
 from connas4ml_torch.space.spec import INPUT
 from connas4ml_torch.space.trace import Graph, trace_graph
@@ -44,11 +45,15 @@ def analyse(sn: Supernet, example_input: Tensor, lazy: bool = False) -> Graph:
     """
     saved = [(b, {k: v.clone() for k, v in b.bn.state_dict().items()})
              for b in sn.net.modules() if isinstance(b, SearchableBatchNorm)]
+    fixed = sn.control.fixed
+    # skippable blocks are traced on their keep path: their layers are what the trace is about
+    sn.control.fixed = {**fixed, **{(b, KEEP): 1 for b in sn.skip_blocks()}}
     try:
         graph = trace_graph(sn, example_input, sn._body)
         if _complete(sn, graph):
             graph = trace_graph(sn, example_input, sn._body)
     finally:
+        sn.control.fixed = fixed
         for b, state in saved:
             b.bn.load_state_dict(state)
     mods = sn.searchable_modules()
@@ -57,6 +62,7 @@ def analyse(sn: Supernet, example_input: Tensor, lazy: bool = False) -> Graph:
     for name, node in graph.passives.items():  # kept modules: their kind may refuse shapes
         module = sn.net.get_submodule(name)
         kind_of(module).check_traced(name, module, node)
+    _check_blocks(sn, graph, mods)
     for node in graph.layers.values():
         if node.opaque and len(mods_widths(mods, node.producer)) > 1:
             raise ValueError(
@@ -80,6 +86,24 @@ def analyse(sn: Supernet, example_input: Tensor, lazy: bool = False) -> Graph:
     sn.graph = graph
     sn.space.check_patterns(sn._looked_up())
     return graph
+
+def _check_blocks(sn: Supernet, graph: Graph, mods: dict[str, Searchable]) -> None:
+    """Refuse a skippable block the identity cannot replace: its kind checks shapes and grids;
+    here, the widths entering and leaving it (a searched width would differ between paths)."""
+    for name in sn.skip_blocks():
+        node = graph.blocks.get(name)
+        if node is None:
+            raise UnsupportedLayerError(f"searchable(): skippable block {name!r} is never "
+                                        "called in forward(); remove it from SearchSpace.skip")
+        searchable_kind(mods[name]).check_traced(name, mods[name], node)
+        for side, producer in (("enters", node.in_producer), ("leaves", node.out_producer)):
+            if len(mods_widths(mods, producer)) > 1:
+                raise UnsupportedLayerError(
+                    f"searchable(): the width that {side} skippable block {name!r} is searched "
+                    f"(layer {producer!r}), so keeping and skipping the block would give "
+                    f"different widths. Fix: remove {producer!r} from SearchSpace.width (widths "
+                    "inside the block may be searched)")
+
 
 def _complete(sn: Supernet, graph: Graph) -> bool:
     """Fold BatchNorms, add input quantizers, set op quantizers' signs; whether anything

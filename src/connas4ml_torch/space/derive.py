@@ -4,9 +4,10 @@ Each searchable module is replaced by what its layer kind derives (connas4ml_tor
 weights are sliced from the shared tensors (the first ``w`` output channels of each layer and,
 in the layer that consumes them, the matching input channels, channel-major blocks after a
 flatten), conv kernels centre-cropped, BatchNorms folded (and replaced by ``nn.Identity``),
-thresholds copied; an operation with its own quantizer (average pooling, a lookup-table
-activation) becomes ``nn.Sequential(op=..., quant=QuantIdentity)``. With the same choices the
-derived model computes exactly what the supernet computes (in eval mode).
+thresholds copied; a skipped block becomes ``nn.Identity``; an operation with its own quantizer
+(average pooling, a lookup-table activation) becomes ``nn.Sequential(op=...,
+quant=QuantIdentity)``. With the same choices the derived model computes exactly what the
+supernet computes (in eval mode).
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ def derive_model(supernet, choices: dict[str, dict[str, int]]) -> DerivedNet:
     graph = supernet.graph
     net = copy.deepcopy(supernet.net)
     was_training = supernet.training
+    # choices over whole blocks first (a skipped block becomes nn.Identity, a kept one is
+    # itself again); then the layers left in the network
+    _replace(net, {qual: searchable_kind(mod).derive(mod, choices, DeriveContext())
+                   for qual, mod in net.named_modules()
+                   if isinstance(mod, Searchable) and searchable_kind(mod).role == "block"})
     replacements: dict[str, nn.Module] = {}
     for qual, mod in net.named_modules():
         if not isinstance(mod, Searchable):
@@ -60,10 +66,7 @@ def derive_model(supernet, choices: dict[str, dict[str, int]]) -> DerivedNet:
             in_width = choices[node.producer]["width"] if node.producer in choices else None
             ctx = DeriveContext(in_width, node.block)
         replacements[qual] = kind.derive(mod, choices, ctx)
-    for qual, new in replacements.items():
-        parent_name, _, attr = qual.rpartition(".")
-        parent = net.get_submodule(parent_name) if parent_name else net
-        setattr(parent, attr, new)
+    _replace(net, replacements)
     iq = supernet.input_quant
     model = DerivedNet(make_quantizer(iq.log2_threshold, choices[iq.name]["bits"], relu=False),
                        net, choices)
@@ -78,3 +81,11 @@ def derive_model(supernet, choices: dict[str, dict[str, int]]) -> DerivedNet:
         ) from exc
     model.train(was_training)
     return model
+
+
+def _replace(net: nn.Module, replacements: dict[str, nn.Module]) -> None:
+    """Put each module of ``replacements`` (qualified name -> module) in place in ``net``."""
+    for qual, new in replacements.items():
+        parent_name, _, attr = qual.rpartition(".")
+        parent = net.get_submodule(parent_name) if parent_name else net
+        setattr(parent, attr, new)

@@ -4,6 +4,11 @@ Every field maps module names (``fnmatch`` globs allowed, first matching pattern
 candidates; a plain list applies to every layer. ``"input"`` names the input quantizer in
 ``act_bits``. A pattern that matches no module of the model is an error (a typo would otherwise
 silently search nothing).
+
+``skip`` is an operation choice rather than a list of candidates: each named block (a submodule
+whose output has its input's shape, e.g. ``nn.Sequential(Linear, ReLU)``) is kept or replaced by
+the identity. A depth choice is several skippable blocks in a row: the depth is how many of them
+the search keeps (:func:`depth_choice`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 from connas4ml_torch import schema
 from connas4ml_torch.errors import ConfigError
 
-__all__ = ["SearchSpace", "Choices"]
+__all__ = ["SearchSpace", "Choices", "depth_choice"]
 
 Choices = "list[int] | dict[str, list[int]]"
 INPUT = "input"
@@ -61,6 +66,10 @@ class SearchSpace:
         bias_bits: bit width of the quantized biases (fixed, not searched).
         tie: groups of layer names whose widths must be equal (ties found from residual adds are
             added automatically).
+        skip: blocks the search may replace by the identity (module names or globs; a glob
+            selects the outermost matching modules, so ``"blocks.*"`` is every child of
+            ``blocks``). A block's output must have its input's shape and sit on a quantizer's
+            grid, and the widths entering and leaving it must not be searched.
     """
 
     width: dict[str, list[int]] = field(default_factory=dict)
@@ -69,6 +78,7 @@ class SearchSpace:
     kernel: dict[str, list[int]] = field(default_factory=dict)
     bias_bits: int = 8
     tie: list[list[str]] = field(default_factory=list)
+    skip: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not isinstance(self.width, dict):
@@ -88,6 +98,11 @@ class SearchSpace:
             if b < 2 or b > 16:
                 raise ConfigError(f"SearchSpace: bit width {b} outside the supported 2..16")
         self.tie = [list(g) for g in self.tie]
+        if isinstance(self.skip, str) or not isinstance(self.skip, (list, tuple)) or any(
+                not isinstance(p, str) or not p for p in self.skip):
+            raise ConfigError(f"SearchSpace: skip must be a list of block names or globs "
+                              f"(e.g. ['blocks.*']), got {self.skip!r}")
+        self.skip = list(dict.fromkeys(self.skip))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> SearchSpace:
@@ -132,6 +147,22 @@ class SearchSpace:
             )
         return found
 
+    def skip_blocks(self, names: list[str]) -> list[str]:
+        """The skippable blocks among module ``names``: the outermost module matched by each
+        ``skip`` pattern; a pattern matching nothing, or only modules inside another skippable
+        block, is refused naming it (nested skippable blocks are not supported)."""
+        matched = {p: [n for n in names if n and fnmatch.fnmatchcase(n, p)] for p in self.skip}
+        every = {n for ns in matched.values() for n in ns}
+        outer = {n for n in every if not any(n.startswith(o + ".") for o in every)}
+        for p, ns in matched.items():
+            if not ns:
+                raise ConfigError(f"SearchSpace: skip[{p!r}] matches no module of the model; "
+                                  "check the module names (print(model) shows them)")
+            if not set(ns) & outer:
+                raise ConfigError(f"SearchSpace: skip[{p!r}] names {ns[0]!r}, inside another "
+                                  "skippable block; nested skippable blocks are not supported")
+        return [n for n in names if n in outer]
+
     def check_patterns(self, names: dict[str, set[str]]) -> None:
         """Raise if a per-layer pattern matches none of the module names it applies to
         (``names``: field -> the names the supernet looked up for that field)."""
@@ -151,4 +182,12 @@ class SearchSpace:
 
         return {"width": plain(self._width), "weight_bits": plain(self._wbits),
                 "act_bits": plain(self._abits), "kernel": plain(self._kernel),
-                "bias_bits": self.bias_bits, "tie": self.tie}
+                "bias_bits": self.bias_bits, "tie": self.tie, "skip": list(self.skip)}
+
+
+def depth_choice(container: str, n: int, start: int = 0) -> list[str]:
+    """``skip`` entries for a depth choice: children ``start .. start+n-1`` of ``container``
+    (an ``nn.Sequential`` of equal-shape blocks), so the search keeps 0..n of them."""
+    if n < 1 or start < 0:
+        raise ConfigError(f"depth_choice: need n >= 1 and start >= 0, got n={n}, start={start}")
+    return [f"{container}.{i}" for i in range(start, start + n)]

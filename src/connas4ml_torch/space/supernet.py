@@ -15,6 +15,7 @@ from connas4ml_torch.kinds import (
     ArchControl,
     Searchable,
     choice_argmax,
+    kind_named,
     kind_of,
     require_kind,
     searchable_kind,
@@ -45,7 +46,9 @@ def _is_container(mod: nn.Module) -> bool:
 
 def _convert(model: nn.Module, space: SearchSpace, ctl: ArchControl) -> None:
     """Replace the modules of ``model`` in place by what their layer kind makes of them; refuse
-    any module without a kind, naming it (the registry: connas4ml_torch.kinds)."""
+    any module without a kind, naming it (the registry: connas4ml_torch.kinds). The blocks of
+    ``space.skip`` are then wrapped by the ``Skip`` kind (their layers converted first)."""
+    blocks = space.skip_blocks([n for n, _ in model.named_modules()])
     skip: list[str] = []
     replacements: list[tuple[str, nn.Module]] = []
     for name, mod in list(model.named_modules()):
@@ -70,8 +73,15 @@ def _convert(model: nn.Module, space: SearchSpace, ctl: ArchControl) -> None:
         new = k.to_searchable(name, mod, space, ctl)
         if new is not None:
             replacements.append((name, new))
+    skip_kind = kind_named("Skip")
+    for name in blocks:
+        owned = name in skip or any(name.startswith(o + ".") for o in skip)
+        skip_kind.check_block(name, model.get_submodule(name), is_layer=owned)
     for name, new in replacements:  # only once every module was accepted: a refusal leaves
         _set_child(model, name, new)  # the user's model as it was
+    for name in blocks:
+        block = model.get_submodule(name)
+        _set_child(model, name, skip_kind.to_searchable(name, block, space, ctl))
 
 
 class Supernet(nn.Module):
@@ -125,6 +135,11 @@ class Supernet(nn.Module):
         mods.update({m.name: m for m in self.net.modules() if isinstance(m, Searchable)})
         return mods
 
+    def skip_blocks(self) -> dict[str, list[str]]:
+        """Every skippable block by the user's name: the searchable modules inside it."""
+        return {m.name: m.inner_names() for m in self.net.modules()
+                if isinstance(m, Searchable) and searchable_kind(m).role == "block"}
+
     def weight_layers(self) -> dict[str, Searchable]:
         """Searchable weight layers, in the order forward() calls them once analysed."""
         mods = {n: m for n, m in self.searchable_modules().items()
@@ -167,8 +182,9 @@ class Supernet(nn.Module):
         self.control.temperature = float(tau)
 
     def set_sampling(self, mode: str) -> None:
-        """``"auto"`` (the default: widths sampled, the rest relaxed), ``"softmax"`` (all
-        relaxed), ``"gumbel"`` / ``"gumbel_hard"`` / ``"reinforce"`` (sampled) or ``"argmax"``."""
+        """``"auto"`` (the default: widths and skippable blocks sampled, the rest relaxed),
+        ``"softmax"`` (all relaxed), ``"gumbel"`` / ``"gumbel_hard"`` / ``"reinforce"`` (sampled)
+        or ``"argmax"``."""
         if mode not in SAMPLING_MODES:
             raise ValueError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {mode!r}")
         self.control.mode = mode

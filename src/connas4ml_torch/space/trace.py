@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
-__all__ = ["Prov", "LayerNode", "ActNode", "FoldNode", "Graph", "trace_graph"]
+__all__ = ["Prov", "LayerNode", "ActNode", "FoldNode", "BlockNode", "Graph", "trace_graph"]
 
 # layout ops after which a tensor is still on the grid of the quantizer that produced it; the
 # layer kinds add theirs (kinds.LayerKind.grid_ops: pooling, flatten, relu, dropout ...)
@@ -104,6 +104,22 @@ class FoldNode:
 
 
 @dataclass
+class BlockNode:
+    """A skippable block (kinds/skip.py), traced on its keep path: where its input and output
+    come from and whether both are on a quantizer's grid."""
+
+    name: str
+    in_producer: str | None
+    out_producer: str | None
+    in_quant: str | None
+    out_quant: str | None
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    in_off_grid: str | None = None
+    out_off_grid: str | None = None
+
+
+@dataclass
 class Graph:
     layers: dict[str, LayerNode] = field(default_factory=dict)
     acts: dict[str, ActNode] = field(default_factory=dict)
@@ -114,6 +130,7 @@ class Graph:
     output_inexact: str | None = None  # the op that makes the model output inexact, if any
     input_shape: tuple[int, ...] = ()
     passives: dict[str, ActNode] = field(default_factory=dict)  # kept modules (pools, flatten)
+    blocks: dict[str, BlockNode] = field(default_factory=dict)  # skippable blocks
 
 
 def _opname(func) -> str:
@@ -255,8 +272,29 @@ def trace_graph(supernet: nn.Module, example_input: Tensor, forward=None) -> Gra
                                                         p.inexact, p.nonneg))
         return pre, post
 
+    def block_hooks():
+        def pre(mod, args):
+            if tracer.depth == 0:
+                p = tracer.get(args[0]) or Prov(None, off_grid="an untraced tensor")
+                mod._trace_block = (p, tuple(args[0].shape))
+
+        def post(mod, args, out):
+            got = mod.__dict__.pop("_trace_block", None)
+            if got is not None:
+                p, shape = got
+                q = tracer.get(out) or Prov(None, off_grid="an untraced tensor")
+                graph.blocks.setdefault(mod.name, BlockNode(
+                    mod.name, p.producer, q.producer, p.quant, q.quant, shape, tuple(out.shape),
+                    p.off_grid if p.quant is None else None,
+                    q.off_grid if q.quant is None else None))
+        return pre, post
+
     for m in supernet.modules():
-        if isinstance(m, Searchable):
+        if isinstance(m, Searchable) and searchable_kind(m).role == "block":
+            pre, post = block_hooks()  # not a layer: the layers inside it are traced
+            handles.append(m.register_forward_pre_hook(pre))
+            handles.append(m.register_forward_hook(post))
+        elif isinstance(m, Searchable):
             handles.append(m.register_forward_pre_hook(pre_hook))
             handles.append(m.register_forward_hook(post_hook))
     # modules kept as they are (their kind may check the traced shapes: an adaptive pool)
