@@ -316,3 +316,42 @@ def test_weight_aware_tables_match_the_derived_conv_network(cost):
         assert sum(sp.csd_digits is not None for sp in specs.values()) == 3  # weight-aware
         net_cost = cost.predict_network(list(specs.values()))
         assert s.argmax_resources()["LUT"] == pytest.approx(net_cost["LUT"], rel=1e-4)
+
+
+def _selection_search(cost, lut_fraction: float):
+    """An untrained supernet with a LUT budget between its smallest and widest network."""
+    x, _ = task()
+    sn = cn.searchable(mlp(), cn.SearchSpace(**SPACE), example_input=x[:64])
+    widest, smallest = widest_lut(cost)
+    budget = smallest + lut_fraction * (widest - smallest)
+    return cn.Search(sn, cost, HLS, constraints={"LUT": budget}), budget
+
+
+def test_selection_fills_the_budget_and_says_why_when_it_keeps_a_smaller_network(cost):
+    s, budget = _selection_search(cost, 0.5)
+    with torch.no_grad():  # the argmax: the smallest network of the space
+        for p in s.supernet.arch_parameters():
+            p.zero_()
+            p[0] = 5.0
+    argmax_lut = s.selection(fill_budget=False).resources["LUT"]
+    grown = s.selection()  # no score: the network grown by the search's preference
+    assert argmax_lut < 0.6 * budget
+    assert 0.9 <= grown.budget_used <= 1.0 and grown.resources["LUT"] <= budget
+    # a score that prefers the smallest network keeps the argmax and says so
+    small = s.selection(lambda ch: float(sum(v for c in ch.values() for v in c.values())))
+    assert small.resources["LUT"] == pytest.approx(argmax_lut)
+    assert "not better on validation" in small.note and set(small.scores) >= {"argmax", "filled"}
+
+
+def test_the_largest_uniform_network_that_fits_is_a_candidate(cost):
+    s, budget = _selection_search(cost, 0.6)
+    from connas4ml_torch.search.select import uniform
+
+    even = uniform(s)
+    rel = [even[v] / (len(var.values) - 1) for v, var in enumerate(s.tables.variables)
+           if len(var.values) > 1]
+    assert max(rel) - min(rel) < 0.34  # one relative place, floored per variable
+    assert s.tables.cost_at(even)[0] <= budget
+    layers = s.tables.choice_to_layers(even)
+    chosen = s.selection(lambda ch: 0.0 if ch == layers else 1.0)  # validation prefers it
+    assert chosen.choices == layers and "uniform" in chosen.scores

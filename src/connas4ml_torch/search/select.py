@@ -7,7 +7,9 @@
 2. Fill: a search under a hard budget tends to end below it (the multipliers overshoot, and the
    narrow paths of a weight-shared supernet train faster), so the repaired argmax is also grown,
    one choice at a time, while every budget holds: by probability gained per budget spent, and
-   evenly (the least-grown layer first). These candidates, and the argmax, are scored on
+   evenly (the least-grown layer first). The largest *uniform* network that fits (every choice
+   at the same relative place among its values: a width multiplier and one bit width, the
+   baseline a search must beat) joins them. These candidates, and the argmax, are scored on
    validation data with the shared weights (``score``: lower is better) and the best is kept;
    when the larger networks are not better, the selection says so in ``note``.
 
@@ -148,10 +150,50 @@ def fill(search: Search, choice: dict[int, int], evenly: bool = False) -> dict[i
             if best_key is None or key > best_key:
                 best, best_key = trial, key
         if best is None:
+            best = _swap_up(search, choice, used)
+        if best is None:
             return choice
         choice = best
         used = budget_used(search, choice) or 0.0
     return choice
+
+
+def _swap_up(search: Search, choice: dict[int, int], used: float) -> dict[int, int] | None:
+    """When no single step up fits: one step up paid for by steps down elsewhere (the cheapest
+    in budget first), kept if the network then uses more of the budget. In a coarse space (a
+    width that doubles the next layer's inputs) this is how the budget gets spent."""
+    variables = search.tables.variables
+    best, best_used = None, used + 1e-6
+    for v, var in enumerate(variables):
+        if choice[v] + 1 >= len(var.values):
+            continue
+        trial = {**choice, v: choice[v] + 1}
+        while _violations(search, trial):
+            downs = [{**trial, w: trial[w] - 1} for w in range(len(variables))
+                     if w != v and trial[w] > 0]
+            if not downs:
+                break
+            trial = max(downs, key=lambda t: -(budget_used(search, t) or 0.0)
+                        if _violations(search, t) else 10.0 + (budget_used(search, t) or 0.0))
+        u = budget_used(search, trial) or 0.0
+        if not _violations(search, trial) and u > best_used:
+            best, best_used = trial, u
+    return best
+
+
+def uniform(search: Search) -> dict[int, int] | None:
+    """The largest network that fits with every choice at the same relative place among its
+    values (skippable blocks kept); ``None`` when even the smallest such network does not fit."""
+    variables = search.tables.variables
+    places = sorted({i / (len(var.values) - 1) for var in variables if len(var.values) > 1
+                     for i in range(len(var.values))}, reverse=True)
+    for f in places:
+        choice = {v: (len(var.values) - 1 if var.owners[0][1] == "keep"
+                      else int(math.floor(f * (len(var.values) - 1) + 1e-9)))
+                  for v, var in enumerate(variables)}
+        if not _violations(search, choice):
+            return choice
+    return None
 
 
 def selection_at(search: Search, choice: dict[int, int], repairs: list[Repair] | None = None,
@@ -172,14 +214,17 @@ def select(search: Search, score: Callable[[dict[str, dict[str, int]]], float] |
     """The network ``derive()`` returns.
 
     The argmax repaired until it meets every budget; with budgets and ``fill_budget``, also the
-    two filled networks (see the module docstring). With ``score`` (``choices -> validation
-    loss``, lower is better) the best-scoring candidate wins (ties: the smaller); without it the
-    network filled by the search's own preference is taken.
+    two filled networks and the largest uniform one (see the module docstring). With ``score``
+    (``choices -> validation loss``, lower is better) the best-scoring candidate wins (ties: the
+    smaller); without it the network filled by the search's own preference is taken.
     """
     base, repairs = repair(search, search.tables.argmax_choice())
     if not (search.budgets and fill_budget):
         return selection_at(search, base, repairs)
     cands = {"argmax": base, "filled": fill(search, base), "filled evenly": fill(search, base, True)}
+    even = uniform(search)
+    if even is not None:
+        cands["uniform"] = even
     unique: dict[tuple, str] = {}
     for name, c in cands.items():
         unique.setdefault(tuple(sorted(c.items())), name)
