@@ -207,6 +207,9 @@ def main() -> None:
                 print(f"  {fname} {fw}: rel. MAE {fixed[fname]:.4f}", flush=True)
                 del net
             figures["budget_used_fraction"] = sel.budget_used
+            figures["budget_selection_note"] = sel.note
+            if sel.note:
+                print(f"  selection: {sel.note}", flush=True)
             figures["beats_uniform_baselines"] = all(mae_ft < m for m in fixed.values())
         d = {r: pct(pred[r], base_res[r]) for r in RES}
         d_par, d_mae, d_mae_ft = pct(params, base_params), pct(mae, base_mae), pct(mae_ft, base_mae)

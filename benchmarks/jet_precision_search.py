@@ -434,6 +434,9 @@ def main() -> None:
         beats = all(acc_ft > a for a in fixed.values()) if fixed else None
         figures[f"{k}_beats_fixed_baselines"] = beats
         figures[f"{k}_budget_used_fraction"] = sel.budget_used
+        figures[f"{k}_selection_note"] = sel.note
+        if sel.note:
+            print(f"  selection: {sel.note}", flush=True)
         figures.update({f"{k}_fraction": frac, f"{k}_lut_budget": budget,
                         f"{k}_budget_met": met, f"{k}_accuracy": acc,
                         f"{k}_accuracy_finetuned": acc_ft,
