@@ -235,11 +235,11 @@ def select(search: Search, score: Callable[[dict[str, dict[str, int]]], float] |
     best = min(names, key=lambda n: (scores[n], budget_used(search, cands[n]) or 0.0))
     note = ""
     used = budget_used(search, cands[best]) or 0.0
-    if best == "argmax" and len(names) > 1 and used < 0.9:
-        bigger = {n: scores[n] for n in names if n != "argmax"}
-        note = (f"kept the argmax network ({100 * used:.0f}% of the binding budget): the larger "
+    bigger = {n: scores[n] for n in names if (budget_used(search, cands[n]) or 0.0) > used}
+    if bigger and used < 0.9:
+        note = (f"kept the {best} network ({100 * used:.0f}% of the binding budget): the larger "
                 "networks that fit were not better on validation ("
                 + ", ".join(f"{n} {100 * (budget_used(search, cands[n]) or 0):.0f}%: "
                             f"{s:.4g}" for n, s in bigger.items())
-                + f" vs {scores['argmax']:.4g})")
+                + f" vs {scores[best]:.4g})")
     return selection_at(search, cands[best], repairs, scores, note)
