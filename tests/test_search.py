@@ -354,4 +354,5 @@ def test_the_largest_uniform_network_that_fits_is_a_candidate(cost):
     assert s.tables.cost_at(even)[0] <= budget
     layers = s.tables.choice_to_layers(even)
     chosen = s.selection(lambda ch: 0.0 if ch == layers else 1.0)  # validation prefers it
-    assert chosen.choices == layers and "uniform" in chosen.scores
+    assert chosen.choices == layers and chosen.candidate in chosen.scores
+    assert chosen.scores[chosen.candidate] == 0.0 and "uniform" in chosen.scores

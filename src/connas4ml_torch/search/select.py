@@ -60,6 +60,7 @@ class Selection:
     budget_used: float | None = None   # the binding budget's share used (max over budgets)
     scores: dict[str, float] = field(default_factory=dict)  # candidate -> validation score
     note: str = ""                     # why a network smaller than the budget allows was kept
+    candidate: str = "argmax"          # which candidate won: argmax, filled, filled evenly, uniform
 
 
 def _violations(search: Search, choice: dict[int, int]) -> dict[str, float]:
@@ -197,7 +198,8 @@ def uniform(search: Search) -> dict[int, int] | None:
 
 
 def selection_at(search: Search, choice: dict[int, int], repairs: list[Repair] | None = None,
-                 scores: dict[str, float] | None = None, note: str = "") -> Selection:
+                 scores: dict[str, float] | None = None, note: str = "",
+                 candidate: str = "argmax") -> Selection:
     """The :class:`Selection` of one discrete network (variable -> value index)."""
     tables = search.tables
     breakdown = tables.layer_breakdown(choice)
@@ -206,7 +208,7 @@ def selection_at(search: Search, choice: dict[int, int], repairs: list[Repair] |
     return Selection(tables.choice_to_layers(choice),
                      dict(zip(search.resources, tables.cost_at(choice).tolist())),
                      list(repairs or []), breakdown, dict(choice), budget_used(search, choice),
-                     dict(scores or {}), note)
+                     dict(scores or {}), note, candidate)
 
 
 def select(search: Search, score: Callable[[dict[str, dict[str, int]]], float] | None = None,
@@ -230,7 +232,7 @@ def select(search: Search, score: Callable[[dict[str, dict[str, int]]], float] |
         unique.setdefault(tuple(sorted(c.items())), name)
     names = list(unique.values())
     if score is None:
-        return selection_at(search, cands["filled"], repairs)
+        return selection_at(search, cands["filled"], repairs, candidate="filled")
     scores = {n: float(score(search.tables.choice_to_layers(cands[n]))) for n in names}
     best = min(names, key=lambda n: (scores[n], budget_used(search, cands[n]) or 0.0))
     note = ""
@@ -242,4 +244,4 @@ def select(search: Search, score: Callable[[dict[str, dict[str, int]]], float] |
                 + ", ".join(f"{n} {100 * (budget_used(search, cands[n]) or 0):.0f}%: "
                             f"{s:.4g}" for n, s in bigger.items())
                 + f" vs {scores[best]:.4g})")
-    return selection_at(search, cands[best], repairs, scores, note)
+    return selection_at(search, cands[best], repairs, scores, note, best)
