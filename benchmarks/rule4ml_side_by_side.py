@@ -42,12 +42,12 @@ are in-sample for us, so the held-out rows are summarised separately.
 
     # once: rule4ml in its own venv (rule4ml asks for full tensorflow and an unpinned torch;
     # tensorflow-cpu and the local CPU torch wheel are installed instead, rule4ml with --no-deps)
-    python3 -m venv /work/venv-rule4ml
-    /work/venv-rule4ml/bin/pip install torch==2.13.0
-    /work/venv-rule4ml/bin/pip install tensorflow-cpu torch-geometric pandas scikit-learn \\
+    python3 -m venv ../venv-rule4ml
+    ../venv-rule4ml/bin/pip install torch==2.13.0
+    ../venv-rule4ml/bin/pip install tensorflow-cpu torch-geometric pandas scikit-learn \\
         keras keras-tuner optuna tqdm
-    /work/venv-rule4ml/bin/pip install --no-deps rule4ml==0.2.0
-    RULE4ML_PYTHON=/work/venv-rule4ml/bin/python \\
+    ../venv-rule4ml/bin/pip install --no-deps rule4ml==0.2.0
+    RULE4ML_PYTHON=../venv-rule4ml/bin/python \\
         python benchmarks/rule4ml_side_by_side.py [--data DIR] [--no-write]
 """
 
@@ -78,7 +78,7 @@ from connas4ml_torch.hardware.fit_default import (  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "_rule4ml_worker.py"
-DEFAULT_RULE4ML_PYTHON = "/work/venv-rule4ml/bin/python"
+DEFAULT_RULE4ML_PYTHON = "../venv-rule4ml/bin/python"
 TARGETS = ("LUT", "FF", "DSP", "BRAM_18K", "latency_cycles")
 MEASURED = {
     "LUT": "LUT",
