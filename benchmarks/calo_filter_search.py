@@ -111,6 +111,11 @@ def main() -> None:
                          "weight sharing did not cost accuracy)")
     ap.add_argument("--no-baselines", action="store_true",
                     help="skip training the uniform and random widths that fit the budget")
+    ap.add_argument("--sandwich", action="store_true",
+                    help="train the widest network on every search step beside the sampled one "
+                         "(SearchSettings.sandwich, BigNAS' sandwich rule)")
+    ap.add_argument("--variants", nargs="+", choices=["tradeoff", "budget"],
+                    default=["tradeoff", "budget"], help="which searches to run")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     ood = quiet_domain_warnings()
@@ -156,7 +161,7 @@ def main() -> None:
         "batch_size": bs, "baseline_rel_mae": base_mae, "baseline_parameters": base_params,
         "baseline_train_s": base_s, "lut_weight": args.lut_weight, "lut_budget": budget,
         "reuse_factor": 128, "reuse_factor_fc1": 512, "constant_predictor_rel_mae": const_mae,
-        "baseline_learned": learned,
+        "baseline_learned": learned, "sandwich": args.sandwich,
     }
     figures.update({f"baseline_predicted_{r}": base_res[r] for r in RES})
     rows = [f"| baseline (8-bit QAT) | - | {base_params:,} | "
@@ -164,11 +169,12 @@ def main() -> None:
             + f" | {base_mae:.4f} | - | - | - | {base_s:.0f} |"]
     variants = {"tradeoff": {"tradeoff": {"LUT": args.lut_weight}},
                 "budget": {"budgets": {"LUT": budget}}}
+    variants = {k: v for k, v in variants.items() if k in args.variants}
     verdicts = []
     for name, kw in variants.items():
         res = search_run(calo_cnn, splits, space, cost, hls, epochs=ep, warmup_epochs=wu,
                          batch=bs, seed=args.seed, device=device, limit=lim, lr=LR,
-                         sampling=args.sampling, **kw)
+                         sampling=args.sampling, sandwich=args.sandwich, **kw)
         model, search, sel = res["model"], res["search"], res["selection"]
         mae = evaluate(model, *splits.test, "regression", batch=512)
         seed_all(args.seed + 7)
@@ -273,7 +279,8 @@ def main() -> None:
         f"MAE; goal: at least those reductions at <= +0.5% MAE. +- is the standard error of the "
         f"MAE change, paired over the same test showers. 'From scratch': the chosen widths "
         f"trained exactly like the baseline (same epochs, seed). Search sampling: "
-        f"{args.sampling}. "
+        f"{args.sampling}" + (", sandwich rule (widest network trained every step)"
+                              if args.sandwich else "") + ". "
         f"Constant predictor (train mean): "
         f"rel. MAE {const_mae:.4f}; the baseline "
         + ("learned beyond it." if learned else "did NOT learn beyond it (rel. MAE within 10% of "

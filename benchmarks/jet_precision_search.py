@@ -154,7 +154,7 @@ def search_run(factory, splits, space, cost, hls, *, budgets=None, tradeoff=None
                lr: float = SCHEDULE["lr"], arch_lr: float = SCHEDULE["arch_lr"],
                dual_lr: float = SCHEDULE["dual_lr"], temperature=SCHEDULE["temperature"],
                margin_quantile: float | None = None, arch_every: int = 1,
-               sampling: str = "softmax") -> dict[str, Any]:
+               sampling: str = "softmax", sandwich: bool = False) -> dict[str, Any]:
     """One search as the run pipeline's (``Search.fit``, the library's one loop), on
     ``device``; then ``derive()``.
 
@@ -177,7 +177,8 @@ def search_run(factory, splits, space, cost, hls, *, budgets=None, tradeoff=None
                        arch_lr=arch_lr, dual_lr=dual_lr, warmup_steps=warmup_epochs * steps,
                        temperature=tuple(temperature),
                        anneal_steps=max(1, (epochs - warmup_epochs) * steps // arch_every),
-                       margin_quantile=margin_quantile, arch_every=arch_every)
+                       margin_quantile=margin_quantile, arch_every=arch_every,
+                       sandwich=sandwich)
     sn.set_sampling(sampling)
     opt = torch.optim.Adam(sn.weight_parameters(), lr)
     search.fit(train_b, val_b, lf, opt, epochs, progress=False)
@@ -361,6 +362,9 @@ def main() -> None:
                     help="architecture update on every k-th step (Search(arch_every=k))")
     ap.add_argument("--sampling", choices=SEARCH_SAMPLING,
                     default="softmax", help="how the supernet weighs its choices in the search")
+    ap.add_argument("--sandwich", action="store_true",
+                    help="train the widest network on every search step beside the sampled one "
+                         "(SearchSettings.sandwich, BigNAS' sandwich rule)")
     ap.add_argument("--jobs", type=int, default=1, help="processes generating jets (full size)")
     ap.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (0: torch default)")
     ap.add_argument("--no-baselines", action="store_true",
@@ -410,7 +414,8 @@ def main() -> None:
             print(f"uniform 8-bit QAT: accuracy {acc_q8:.4f} ({qat_s:.1f} s)", flush=True)
         res = search_run(jet_mlp, splits, space, cost, hls, budgets={"LUT": budget}, epochs=ep,
                          warmup_epochs=wu, batch=bs, seed=args.seed, device=device,
-                         arch_every=args.arch_every, sampling=args.sampling)
+                         arch_every=args.arch_every, sampling=args.sampling,
+                         sandwich=args.sandwich)
         model, search, sel = res["model"], res["search"], res["selection"]
         acc = evaluate(model, *splits.test, "classification")
         pred = dict(sel.resources)
@@ -480,6 +485,7 @@ def main() -> None:
     })
     figures.update({
         "size": args.size, "device": str(device), "search_widths": args.widths,
+        "sandwich": args.sandwich,
         "train_jets": len(splits.train[1]), "test_jets": n_test, "epochs": ep,
         "finetune_epochs": ft, "batch_size": bs, "accuracy_float": acc_float,
         "accuracy_8bit_qat": acc_q8, "parameters_8bit": q8_params,
@@ -507,7 +513,8 @@ def main() -> None:
         f"\nJet MLP 16-64-32-32-5, size `{args.size}` ({len(splits.train[1])} train / "
         f"{n_test} test jets), device {device}{threads}, {ep} epochs (search: {wu} warm-up) + {ft} "
         f"fine-tune epochs, batch {bs}, architecture update every {args.arch_every} step(s), "
-        f"sampling {args.sampling}. "
+        f"sampling {args.sampling}"
+        f"{', sandwich rule (widest network trained every step)' if args.sandwich else ''}. "
         f"Space: weight and activation bits 2..8 per layer"
         f"{' and widths' if args.widths else ''}; hls4ml Vitis xcvu13p io_parallel Latency RF 1; "
         f"default cost model. Baselines: float {acc_float:.4f}; uniform 8-bit QAT {acc_q8:.4f} "

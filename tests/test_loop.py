@@ -112,8 +112,37 @@ if __name__ == "__main__":
 """
 
 
+def test_sandwich_rule_trains_the_widest_network_the_sampling_leaves_out():
+    """With the architecture pinned to the narrowest widths, the weights only the widest
+    network uses learn under ``sandwich=True`` and stay put without it."""
+    cost = cn.ResourceModel.default()
+    moved = {}
+    for sandwich in (False, True):
+        torch.manual_seed(3)
+        x, y = task(3, n=1536)
+        sn = cn.searchable(mlp(), cn.SearchSpace(**SPACE), example_input=x[:256])
+        sn.set_sampling("reinforce")
+        with torch.no_grad():  # every sampled network is the narrowest one
+            for m in sn.searchable_modules().values():
+                if getattr(m, "alpha_width", None) is not None:
+                    m.alpha_width.copy_(torch.tensor([60.0] + [0.0] * (len(m.alpha_width) - 1)))
+        search = cn.Search(sn, cost, HLS, constraints={"LUT": 4e4}, arch_lr=0.0,
+                           warmup_steps=100, sandwich=sandwich)
+        w0 = sn.net[0].weight.detach().clone()
+        opt = torch.optim.Adam(sn.weight_parameters(), 5e-3)
+        train = TensorBatches(x[:512], y[:512], 64, torch.Generator().manual_seed(3))
+        val = TensorBatches(x[1024:], y[1024:], 64, torch.Generator().manual_seed(4))
+        search.fit(train, val, F.cross_entropy, opt, epochs=1, progress=False)
+        delta = (sn.net[0].weight.detach() - w0).abs().sum(dim=1)
+        moved[sandwich] = (float(delta[:8].sum()), float(delta[8:].sum()))
+        assert sn.widest_choices()["0"]["width"] == 64
+    assert moved[False][0] > 0 and moved[False][1] == 0  # only the 8 sampled rows learned
+    assert moved[True][0] > 0 and moved[True][1] > 0     # the widest network's rows too
+
+
 def run_search(rank: int = 0, world: int = 1, ddp: bool = False):
-    """A relaxed (softmax) search with a global batch of 64, split over ``world`` processes.
+    """A relaxed (softmax) search with a global batch of 64, split over ``world`` processes,
+    with the sandwich rule (its extra backward accumulates without an all-reduce).
 
     In float64: a sum over two half batches differs from one over the whole batch in the last
     bits, and in float32 such differences flip a fixed-point rounding now and then, which Adam
@@ -125,7 +154,7 @@ def run_search(rank: int = 0, world: int = 1, ddp: bool = False):
     sn.set_sampling("softmax")  # deterministic: no per-process draws
     search = cn.Search(sn, cn.ResourceModel.default(), HLS, constraints={"LUT": 4e4},
                        arch_lr=0.05, dual_lr=0.2, warmup_steps=4, temperature=(1.0, 0.3),
-                       anneal_steps=30)
+                       anneal_steps=30, sandwich=True)
     model = torch.nn.parallel.DistributedDataParallel(sn) if ddp else None
     opt = torch.optim.Adam(sn.weight_parameters(), 5e-3)
     train = TensorBatches(x[:1024], y[:1024], 64, torch.Generator().manual_seed(1), None,

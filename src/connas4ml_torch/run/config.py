@@ -68,6 +68,7 @@ class Schedule:
     arch_every: int = schema.setting(1, ge=1)       # architecture update on every k-th step
     sampling: str = "auto"                          # see SEARCH_SAMPLING
     checkpoint_every: int | None = schema.setting(None, ge=1)  # steps; None: every epoch
+    sandwich: bool = False                          # also train the widest network each step
 
     def __post_init__(self) -> None:
         schema.check(self, "schedule")
@@ -91,7 +92,7 @@ class Schedule:
             anneal_steps=max(1, (self.epochs - self.warmup_epochs) * steps_per_epoch
                              // self.arch_every),
             margin_quantile=self.margin_quantile, arch_every=self.arch_every,
-            sampling=self.sampling)
+            sampling=self.sampling, sandwich=self.sandwich)
 
 
 @dataclass

@@ -15,6 +15,7 @@ never a file that cannot be read.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -103,6 +104,22 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
+def _widest_backward(sn: nn.Module, net: nn.Module, x: Any, y: Any, loss_fn: Callable,
+                     step: int) -> None:
+    """The sandwich rule's extra step: the widest network's gradient, accumulated into the
+    weights before the sampled network's (under DDP without a gradient all-reduce: the sampled
+    backward that follows reduces both, the documented accumulation pattern)."""
+    sync_off = net.no_sync() if hasattr(net, "no_sync") else contextlib.nullcontext()
+    with sync_off, sn.fixed(sn.widest_choices()):
+        loss = loss_fn(net(x), y)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"search step {step}: the widest network's training loss is "
+                f"{float(loss.detach())} (sandwich rule); lower the learning rates or check "
+                "the data.")
+        loss.backward()
+
+
 def fit(search: Search, train_loader: Iterable, val_loader: Iterable, loss_fn: Callable,
         optimizer: torch.optim.Optimizer, epochs: int = 1, *, progress: bool = True,
         checkpoint: str | Path | None = None, checkpoint_every: int | None = None,
@@ -131,6 +148,7 @@ def fit(search: Search, train_loader: Iterable, val_loader: Iterable, loss_fn: C
             and torch.distributed.get_rank() != 0:
         checkpoint = None  # the replicas are identical: one process writes the checkpoint
     val_iter = _cycle(val_loader)
+    sandwich = search.settings.sandwich
     for epoch in range(start_epoch, epochs):
         total = len(train_loader) if hasattr(train_loader, "__len__") else None
         bar = tqdm(train_loader, total=total, desc=f"search epoch {epoch + 1}/{epochs}",
@@ -139,6 +157,8 @@ def fit(search: Search, train_loader: Iterable, val_loader: Iterable, loss_fn: C
             xv, yv = next(val_iter)
             search.arch_step(lambda xv=xv, yv=yv: loss_fn(sn(xv), yv))
             optimizer.zero_grad()
+            if sandwich:
+                _widest_backward(sn, net, x, y, loss_fn, search.step)
             loss = loss_fn(net(x), y)
             if not torch.isfinite(loss):
                 raise FloatingPointError(

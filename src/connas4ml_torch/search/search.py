@@ -72,6 +72,10 @@ class Search:
         argmax_in_dual: the multipliers follow max(expected, argmax) cost (default), so the
             network ``derive()`` returns is pushed inside the budget and seldom needs repair;
             ``False``: the expected cost alone (the plain Lagrangian relaxation).
+        sandwich: in :meth:`fit`, train the widest network of the space on every training
+            batch beside the sampled one (BigNAS' sandwich rule): the large candidates are then
+            trained as much as the small ones the architecture leans to, and the final
+            selection on validation rates them fairly. One more forward/backward per step.
     """
 
     def __init__(self, supernet, cost_model, hls: HLSConfig | None = None,
@@ -79,13 +83,13 @@ class Search:
                  *, arch_lr: float = 3e-3, dual_lr: float = 0.05, warmup_steps: int = 0,
                  temperature: tuple[float, float] = (1.0, 1.0), anneal_steps: int | None = None,
                  margin_quantile: float | None = None, example_input: Tensor | None = None,
-                 arch_every: int = 1, argmax_in_dual: bool = True,
+                 arch_every: int = 1, argmax_in_dual: bool = True, sandwich: bool = False,
                  settings: SearchSettings | None = None):
         if settings is None:  # the keyword arguments, validated as a YAML schedule would be
             settings = SearchSettings(arch_lr=arch_lr, dual_lr=dual_lr, warmup_steps=warmup_steps,
                                       temperature=tuple(temperature), anneal_steps=anneal_steps,
                                       margin_quantile=margin_quantile, arch_every=arch_every,
-                                      argmax_in_dual=argmax_in_dual)
+                                      argmax_in_dual=argmax_in_dual, sandwich=sandwich)
         self.settings = settings
         if settings.sampling is not None:
             supernet.set_sampling(settings.sampling)

@@ -36,6 +36,10 @@ class SearchSettings:
     # architecture steps (and at every epoch's end in ``fit``); 0: only at construction
     weight_aware: bool = True
     refresh_every: int = schema.setting(0, ge=0)
+    # sandwich rule (BigNAS): every weight step also trains the widest network of the space, so
+    # the shared weights rate the large candidates as fairly as the ones sampled most
+    # (docs/design.md, "Training the shared weights"); costs one more forward/backward per step
+    sandwich: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.temperature, list):

@@ -238,6 +238,12 @@ class Supernet(nn.Module):
                                          f"{full[other]['width']}")
         return idx
 
+    def widest_choices(self) -> dict[str, dict[str, int]]:
+        """The largest value of every choice (widths, bit widths, kernels; blocks kept): the
+        network the sandwich rule trains beside the sampled one (see ``SearchSettings.sandwich``)."""
+        return {name: {kind: max(values) for kind, values in mod.choice_values().items()}
+                for name, mod in self.searchable_modules().items()}
+
     @contextlib.contextmanager
     def fixed(self, choices: dict[str, dict[str, int]] | None = None):
         """Run the supernet as one discrete network (default: the argmax choices)."""
