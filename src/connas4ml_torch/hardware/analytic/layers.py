@@ -19,6 +19,7 @@ from connas4ml_torch.hardware.analytic.primitives import (
     adder_tree_depth,
     bram18k_for_rom,
     ceil_log2,
+    dsp_const_fraction,
     dsp_mapped_fraction,
     dsp_slices_per_product,
     expected_csd_digits,
@@ -160,9 +161,10 @@ def layer_counts(df: pd.DataFrame, e2: np.ndarray | None = None) -> pd.DataFrame
     wide, narrow = np.maximum(wb, ib), np.minimum(wb, ib)
     cand_slices = np.maximum(np.ceil(wide / np.where(e2, 27.0, 25.0)), np.ceil(narrow / 18.0))
     out["mults"] = np.where(w, mults, 0.0)
-    # a constant product below the DSP widths is always shift-and-add in fabric: the analytic
-    # binding gates the candidates (ROM-fed products can still be packed into DSPs by HLS)
-    gate = np.where(const, dsp_mapped_fraction(wb, ib), 1.0)
+    # the analytic binding gates the candidates: a product by a narrow constant is shift-and-
+    # add in fabric (keyed on the weight's width), a ROM-fed general product below ~10x5 bits
+    # a LUT multiplier (docs/hardware_model.md, "Which products use DSPs")
+    gate = np.where(const, dsp_const_fraction(wb, ib), dsp_mapped_fraction(wb, ib))
     out["dsp_cand"] = np.where(w, mults * cand_slices * gate, 0.0)
     out["dsp_max"] = np.where(w, mults * dsp_slices_per_product(wb, ib, e2), 0.0)
     dig = x["dig_known"]
@@ -230,7 +232,7 @@ def layer_counts(df: pd.DataFrame, e2: np.ndarray | None = None) -> pd.DataFrame
     merge = ew & (kind == "Merge")
     # batchnorm: a constant scale product and a bias add per lane (nnet_batchnorm.h normalize)
     out["mults"] += np.where(bn, lanes, 0.0)
-    out["dsp_cand"] += np.where(bn, lanes * cand_slices * dsp_mapped_fraction(wb, ib), 0.0)
+    out["dsp_cand"] += np.where(bn, lanes * cand_slices * dsp_const_fraction(wb, ib), 0.0)
     out["dsp_max"] += np.where(bn, lanes * dsp_slices_per_product(wb, ib, e2), 0.0)
     out["lut_mult"] += np.where(bn, lanes * const_cost, 0.0)
     out["lut_add"] += np.where(bn | (merge & (act != "concatenate")), lanes * rb, 0.0)

@@ -15,7 +15,8 @@ import numpy as np
 from connas4ml_torch.hardware.weights import csd_digits, weight_stats, weight_stats_expected
 
 __all__ = [
-    "ceil_log2", "dsp_slices_per_product", "dsp_mapped_fraction", "csd_digits",
+    "ceil_log2", "dsp_slices_per_product", "dsp_mapped_fraction", "dsp_const_fraction",
+    "csd_digits",
     "expected_csd_digits", "weight_stats", "weight_stats_expected", "lut_per_product",
     "lut_per_const_product", "adder_tree_depth", "bram18k_for_rom", "fifo_cost",
 ]
@@ -52,6 +53,17 @@ def dsp_mapped_fraction(weight_bits: np.ndarray, input_bits: np.ndarray) -> np.n
     wb, ib = np.asarray(weight_bits, float), np.asarray(input_bits, float)
     wide, narrow = np.maximum(wb, ib), np.minimum(wb, ib)
     return 1.0 / (1.0 + np.exp(-3.0 * (wide - 9.5))) / (1.0 + np.exp(-3.0 * (narrow - 4.5)))
+
+
+def dsp_const_fraction(weight_bits: np.ndarray, input_bits: np.ndarray) -> np.ndarray:
+    """The analytic prior of the share of CONSTANT products (Latency-strategy weights) that HLS
+    binds to DSPs (0..1, monotone in both widths). HLS turns a product by a constant into
+    shift-and-add logic unless the constant itself is wide, so the step is on the weight's
+    width, not on the wider operand: in real reports a 6-bit weight times a 16-bit input stays
+    in LUTs, and 9..14-bit weights put at most a few % of their products on DSPs, 16-bit weights
+    about three quarters (docs/hardware_model.md, "Which products use DSPs")."""
+    wb, ib = np.asarray(weight_bits, float), np.asarray(input_bits, float)
+    return 1.0 / (1.0 + np.exp(-1.0 * (wb - 14.5))) / (1.0 + np.exp(-3.0 * (ib - 4.5)))
 
 
 @lru_cache(maxsize=64)
