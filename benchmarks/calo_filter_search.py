@@ -35,6 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from jet_precision_search import (  # noqa: E402
+    SANDWICH,
     fixed_baselines,
     load_cost_model,
     pick_device,
@@ -111,9 +112,10 @@ def main() -> None:
                          "weight sharing did not cost accuracy)")
     ap.add_argument("--no-baselines", action="store_true",
                     help="skip training the uniform and random widths that fit the budget")
-    ap.add_argument("--sandwich", action="store_true",
+    ap.add_argument("--sandwich", choices=["auto", "on", "off"], default="auto",
                     help="train the widest network on every search step beside the sampled one "
-                         "(SearchSettings.sandwich, BigNAS' sandwich rule)")
+                         "(SearchSettings.sandwich, BigNAS' sandwich rule; auto: where the "
+                         "weight step samples one network)")
     ap.add_argument("--variants", nargs="+", choices=["tradeoff", "budget"],
                     default=["tradeoff", "budget"], help="which searches to run")
     ap.add_argument("--no-write", action="store_true")
@@ -161,7 +163,7 @@ def main() -> None:
         "batch_size": bs, "baseline_rel_mae": base_mae, "baseline_parameters": base_params,
         "baseline_train_s": base_s, "lut_weight": args.lut_weight, "lut_budget": budget,
         "reuse_factor": 128, "reuse_factor_fc1": 512, "constant_predictor_rel_mae": const_mae,
-        "baseline_learned": learned, "sandwich": args.sandwich,
+        "baseline_learned": learned,
     }
     figures.update({f"baseline_predicted_{r}": base_res[r] for r in RES})
     rows = [f"| baseline (8-bit QAT) | - | {base_params:,} | "
@@ -174,7 +176,8 @@ def main() -> None:
     for name, kw in variants.items():
         res = search_run(calo_cnn, splits, space, cost, hls, epochs=ep, warmup_epochs=wu,
                          batch=bs, seed=args.seed, device=device, limit=lim, lr=LR,
-                         sampling=args.sampling, sandwich=args.sandwich, **kw)
+                         sampling=args.sampling, sandwich=SANDWICH[args.sandwich], **kw)
+        figures["sandwich"] = sandwiched = res["sandwich"]
         model, search, sel = res["model"], res["search"], res["selection"]
         mae = evaluate(model, *splits.test, "regression", batch=512)
         seed_all(args.seed + 7)
@@ -280,7 +283,7 @@ def main() -> None:
         f"MAE change, paired over the same test showers. 'From scratch': the chosen widths "
         f"trained exactly like the baseline (same epochs, seed). Search sampling: "
         f"{args.sampling}" + (", sandwich rule (widest network trained every step)"
-                              if args.sandwich else "") + ". "
+                              if sandwiched else "") + ". "
         f"Constant predictor (train mean): "
         f"rel. MAE {const_mae:.4f}; the baseline "
         + ("learned beyond it." if learned else "did NOT learn beyond it (rel. MAE within 10% of "

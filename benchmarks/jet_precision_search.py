@@ -46,6 +46,7 @@ SIZES: dict[str, dict[str, Any]] = {
 # as the jet demo config (src/connas4ml_torch/configs/jet_demo.yaml)
 SCHEDULE = {"lr": 3e-3, "arch_lr": 3e-2, "dual_lr": 0.2, "temperature": (1.0, 0.2)}
 BITS = list(range(2, 9))
+SANDWICH = {"auto": None, "on": True, "off": False}  # --sandwich -> Search(sandwich=...)
 WIDTHS = {"fc1": [16, 32, 48, 64], "fc2": [8, 16, 24, 32], "fc3": [8, 16, 24, 32]}
 WEIGHT_LAYERS = ("fc1", "fc2", "fc3", "out")
 ACT_LAYERS = ("input", "relu1", "relu2", "relu3")
@@ -154,11 +155,11 @@ def search_run(factory, splits, space, cost, hls, *, budgets=None, tradeoff=None
                lr: float = SCHEDULE["lr"], arch_lr: float = SCHEDULE["arch_lr"],
                dual_lr: float = SCHEDULE["dual_lr"], temperature=SCHEDULE["temperature"],
                margin_quantile: float | None = None, arch_every: int = 1,
-               sampling: str = "softmax", sandwich: bool = False) -> dict[str, Any]:
+               sampling: str = "softmax", sandwich: bool | None = None) -> dict[str, Any]:
     """One search as the run pipeline's (``Search.fit``, the library's one loop), on
     ``device``; then ``derive()``.
 
-    Returns ``{"model", "search", "selection", "search_s"}``; ``search_s`` covers building the
+    Returns ``{"model", "search", "selection", "search_s", "sandwich"}``; ``search_s`` covers building the
     supernet and its cost tables and the bi-level training (not the derivation)."""
     import torch
 
@@ -188,7 +189,8 @@ def search_run(factory, splits, space, cost, hls, *, budgets=None, tradeoff=None
     # compared on held-out validation batches with the shared weights
     sel = search.selection(search.validation_score(batches(splits.val, batch, seed + 3, 16), lf))
     model = search.derive(sel).to(device)
-    return {"model": model, "search": search, "selection": sel, "search_s": search_s}
+    return {"model": model, "search": search, "selection": sel, "search_s": search_s,
+            "sandwich": search.sandwich}
 
 
 def choice_index(tables, choices: dict[str, dict[str, int]]) -> dict[int, int]:
@@ -362,9 +364,10 @@ def main() -> None:
                     help="architecture update on every k-th step (Search(arch_every=k))")
     ap.add_argument("--sampling", choices=SEARCH_SAMPLING,
                     default="softmax", help="how the supernet weighs its choices in the search")
-    ap.add_argument("--sandwich", action="store_true",
+    ap.add_argument("--sandwich", choices=["auto", "on", "off"], default="auto",
                     help="train the widest network on every search step beside the sampled one "
-                         "(SearchSettings.sandwich, BigNAS' sandwich rule)")
+                         "(SearchSettings.sandwich, BigNAS' sandwich rule; auto: where the "
+                         "weight step samples one network)")
     ap.add_argument("--jobs", type=int, default=1, help="processes generating jets (full size)")
     ap.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (0: torch default)")
     ap.add_argument("--no-baselines", action="store_true",
@@ -415,7 +418,8 @@ def main() -> None:
         res = search_run(jet_mlp, splits, space, cost, hls, budgets={"LUT": budget}, epochs=ep,
                          warmup_epochs=wu, batch=bs, seed=args.seed, device=device,
                          arch_every=args.arch_every, sampling=args.sampling,
-                         sandwich=args.sandwich)
+                         sandwich=SANDWICH[args.sandwich])
+        sandwiched = res["sandwich"]
         model, search, sel = res["model"], res["search"], res["selection"]
         acc = evaluate(model, *splits.test, "classification")
         pred = dict(sel.resources)
@@ -485,7 +489,7 @@ def main() -> None:
     })
     figures.update({
         "size": args.size, "device": str(device), "search_widths": args.widths,
-        "sandwich": args.sandwich,
+        "sandwich": sandwiched,
         "train_jets": len(splits.train[1]), "test_jets": n_test, "epochs": ep,
         "finetune_epochs": ft, "batch_size": bs, "accuracy_float": acc_float,
         "accuracy_8bit_qat": acc_q8, "parameters_8bit": q8_params,
@@ -514,7 +518,7 @@ def main() -> None:
         f"{n_test} test jets), device {device}{threads}, {ep} epochs (search: {wu} warm-up) + {ft} "
         f"fine-tune epochs, batch {bs}, architecture update every {args.arch_every} step(s), "
         f"sampling {args.sampling}"
-        f"{', sandwich rule (widest network trained every step)' if args.sandwich else ''}. "
+        f"{', sandwich rule (widest network trained every step)' if sandwiched else ''}. "
         f"Space: weight and activation bits 2..8 per layer"
         f"{' and widths' if args.widths else ''}; hls4ml Vitis xcvu13p io_parallel Latency RF 1; "
         f"default cost model. Baselines: float {acc_float:.4f}; uniform 8-bit QAT {acc_q8:.4f} "

@@ -140,6 +140,23 @@ def test_sandwich_rule_trains_the_widest_network_the_sampling_leaves_out():
     assert moved[True][0] > 0 and moved[True][1] > 0     # the widest network's rows too
 
 
+def test_sandwich_by_default_only_where_the_weight_step_samples():
+    """``sandwich=None``: on for sampled widths (auto, reinforce), off for the relaxation and
+    for a bits-only space under auto (relaxed: every path trains anyway); explicit wins."""
+    cost = cn.ResourceModel.default()
+    x, _ = task(2, n=256)
+    bits_only = {k: v for k, v in SPACE.items() if k != "width"}
+    expected = {("auto", True): True, ("reinforce", True): True, ("softmax", True): False,
+                ("auto", False): False}
+    for (mode, widths), on in expected.items():
+        sn = cn.searchable(mlp(), cn.SearchSpace(**(SPACE if widths else bits_only)),
+                           example_input=x)
+        sn.set_sampling(mode)
+        assert cn.Search(sn, cost, HLS, constraints={"LUT": 4e4}).sandwich is on, (mode, widths)
+        assert cn.Search(sn, cost, HLS, constraints={"LUT": 4e4}, sandwich=not on).sandwich \
+            is (not on)
+
+
 def run_search(rank: int = 0, world: int = 1, ddp: bool = False):
     """A relaxed (softmax) search with a global batch of 64, split over ``world`` processes,
     with the sandwich rule (its extra backward accumulates without an all-reduce).

@@ -68,7 +68,7 @@ class Schedule:
     arch_every: int = schema.setting(1, ge=1)       # architecture update on every k-th step
     sampling: str = "auto"                          # see SEARCH_SAMPLING
     checkpoint_every: int | None = schema.setting(None, ge=1)  # steps; None: every epoch
-    sandwich: bool = False                          # also train the widest network each step
+    sandwich: bool | None = None                    # train the widest network too (None: auto)
 
     def __post_init__(self) -> None:
         schema.check(self, "schedule")

@@ -114,9 +114,9 @@ def _widest_backward(sn: nn.Module, net: nn.Module, x: Any, y: Any, loss_fn: Cal
         loss = loss_fn(net(x), y)
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"search step {step}: the widest network's training loss is "
-                f"{float(loss.detach())} (sandwich rule); lower the learning rates or check "
-                "the data.")
+                f"search step {step}: the widest network's training loss (sandwich rule) is "
+                f"{float(loss.detach())}, first non-finite output at {locate_nonfinite(sn, x)}; "
+                "the architecture was not derived. Lower the learning rates or check the data.")
         loss.backward()
 
 
@@ -148,7 +148,6 @@ def fit(search: Search, train_loader: Iterable, val_loader: Iterable, loss_fn: C
             and torch.distributed.get_rank() != 0:
         checkpoint = None  # the replicas are identical: one process writes the checkpoint
     val_iter = _cycle(val_loader)
-    sandwich = search.settings.sandwich
     for epoch in range(start_epoch, epochs):
         total = len(train_loader) if hasattr(train_loader, "__len__") else None
         bar = tqdm(train_loader, total=total, desc=f"search epoch {epoch + 1}/{epochs}",
@@ -157,7 +156,7 @@ def fit(search: Search, train_loader: Iterable, val_loader: Iterable, loss_fn: C
             xv, yv = next(val_iter)
             search.arch_step(lambda xv=xv, yv=yv: loss_fn(sn(xv), yv))
             optimizer.zero_grad()
-            if sandwich:
+            if search.sandwich:
                 _widest_backward(sn, net, x, y, loss_fn, search.step)
             loss = loss_fn(net(x), y)
             if not torch.isfinite(loss):

@@ -76,6 +76,9 @@ class Search:
             batch beside the sampled one (BigNAS' sandwich rule): the large candidates are then
             trained as much as the small ones the architecture leans to, and the final
             selection on validation rates them fairly. One more forward/backward per step.
+            ``None`` (default): on when the weight step runs one sampled network (widths or
+            skippable blocks under ``auto``, ``reinforce`` or ``gumbel_hard``), off for the
+            relaxations, which train every path on every step anyway.
     """
 
     def __init__(self, supernet, cost_model, hls: HLSConfig | None = None,
@@ -83,7 +86,7 @@ class Search:
                  *, arch_lr: float = 3e-3, dual_lr: float = 0.05, warmup_steps: int = 0,
                  temperature: tuple[float, float] = (1.0, 1.0), anneal_steps: int | None = None,
                  margin_quantile: float | None = None, example_input: Tensor | None = None,
-                 arch_every: int = 1, argmax_in_dual: bool = True, sandwich: bool = False,
+                 arch_every: int = 1, argmax_in_dual: bool = True, sandwich: bool | None = None,
                  settings: SearchSettings | None = None):
         if settings is None:  # the keyword arguments, validated as a YAML schedule would be
             settings = SearchSettings(arch_lr=arch_lr, dual_lr=dual_lr, warmup_steps=warmup_steps,
@@ -253,6 +256,15 @@ class Search:
                 f"{layer}.{kind}": p.tolist()
                 for layer, kinds in self.supernet.probabilities().items() for kind, p in kinds.items()}))
         return stats
+
+    @property
+    def sandwich(self) -> bool:
+        """Whether :meth:`fit` trains the widest network beside the sampled one this step
+        (``settings.sandwich``, or where it is ``None``, whether the weight step samples)."""
+        if self.settings.sandwich is not None:
+            return self.settings.sandwich
+        mode = self.supernet.control.mode
+        return mode in ("reinforce", "gumbel_hard") or (mode == "auto" and self._has_widths)
 
     def _checked(self, task: Any) -> Tensor:
         return checked_loss(task, self.step)

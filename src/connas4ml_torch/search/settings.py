@@ -38,8 +38,10 @@ class SearchSettings:
     refresh_every: int = schema.setting(0, ge=0)
     # sandwich rule (BigNAS): every weight step also trains the widest network of the space, so
     # the shared weights rate the large candidates as fairly as the ones sampled most
-    # (docs/design.md, "Training the shared weights"); costs one more forward/backward per step
-    sandwich: bool = False
+    # (docs/design.md, "Training the shared weights"); costs one more forward/backward per step.
+    # None: on where the weight step runs one sampled network (widths or blocks sampled), off
+    # where it runs the relaxation (every path gets its gradient anyway)
+    sandwich: bool | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.temperature, list):
