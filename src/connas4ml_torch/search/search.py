@@ -21,29 +21,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from connas4ml_torch.errors import ConfigError, InfeasibleBudgetError
+from connas4ml_torch.errors import InfeasibleBudgetError
 from connas4ml_torch.hardware.config import HLSConfig
-from connas4ml_torch.hardware.resources import canonical_resource, parse_budgets
+from connas4ml_torch.hardware.resources import parse_budgets
 from connas4ml_torch.kinds import SAMPLED_IN_AUTO
 from connas4ml_torch.search.cost import CostTables
 from connas4ml_torch.search.estimators import checked_loss, reinforce_pair
 from connas4ml_torch.search.select import Repair, Selection, select
-from connas4ml_torch.search.settings import SearchSettings
+from connas4ml_torch.search.settings import SearchSettings, tradeoff_weights
 
 __all__ = ["Search", "InfeasibleBudgetError", "Repair", "Selection"]
-
-
-def _tradeoff(weights: dict[str, Any] | None) -> dict[str, float]:
-    """Trade-off weights by canonical resource name: finite numbers >= 0, each resource once."""
-    out: dict[str, float] = {}
-    for k, v in (weights or {}).items():
-        r = canonical_resource(k)
-        if r in out:
-            raise ConfigError(f"trade-off weight {k!r}: {r} is given twice")
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 or v == float("inf"):
-            raise ConfigError(f"trade-off weight {k}={v!r}: expected a finite number >= 0")
-        out[r] = float(v)
-    return out
 
 
 def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
@@ -72,13 +59,10 @@ class Search:
         argmax_in_dual: the multipliers follow max(expected, argmax) cost (default), so the
             network ``derive()`` returns is pushed inside the budget and seldom needs repair;
             ``False``: the expected cost alone (the plain Lagrangian relaxation).
-        sandwich: in :meth:`fit`, train the widest network of the space on every training
-            batch beside the sampled one (BigNAS' sandwich rule): the large candidates are then
-            trained as much as the small ones the architecture leans to, and the final
-            selection on validation rates them fairly. One more forward/backward per step.
-            ``None`` (default): on when the weight step runs one sampled network (widths or
-            skippable blocks under ``auto``, ``reinforce`` or ``gumbel_hard``), off for the
-            relaxations, which train every path on every step anyway.
+        sandwich: in :meth:`fit`, also train the widest network on every batch (BigNAS'
+            sandwich rule), so the final selection rates wide candidates fairly; ``None``
+            (default): on where the weight step samples one network (widths, blocks), off for
+            the relaxations. One more forward/backward per step.
     """
 
     def __init__(self, supernet, cost_model, hls: HLSConfig | None = None,
@@ -107,7 +91,7 @@ class Search:
                                                bool(kinds - SAMPLED_IN_AUTO))
         self.hls = hls or HLSConfig()
         self.budgets = parse_budgets(constraints, self.hls.part)
-        self.weights = _tradeoff(weights)
+        self.weights = tradeoff_weights(weights)
         self.margin_quantile = settings.margin_quantile
         self.tables = CostTables(supernet, cost_model, self.hls, quantile=settings.margin_quantile,
                                  weight_aware=settings.weight_aware)
@@ -259,8 +243,7 @@ class Search:
 
     @property
     def sandwich(self) -> bool:
-        """Whether :meth:`fit` trains the widest network beside the sampled one this step
-        (``settings.sandwich``, or where it is ``None``, whether the weight step samples)."""
+        """Whether :meth:`fit` also trains the widest network (``settings.sandwich``; None: auto)."""
         if self.settings.sandwich is not None:
             return self.settings.sandwich
         mode = self.supernet.control.mode

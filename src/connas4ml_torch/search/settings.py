@@ -8,12 +8,14 @@ rate or a zero ``arch_every`` is refused before anything trains, with the key na
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from connas4ml_torch import schema
 from connas4ml_torch.errors import ConfigError
+from connas4ml_torch.hardware.resources import canonical_resource
 from connas4ml_torch.space.supernet import SAMPLING_MODES
 
-__all__ = ["SearchSettings", "SAMPLING_MODES", "SEARCH_SAMPLING"]
+__all__ = ["SearchSettings", "SAMPLING_MODES", "SEARCH_SAMPLING", "tradeoff_weights"]
 
 # argmax evaluates one network; it is not a way to search
 SEARCH_SAMPLING = tuple(m for m in SAMPLING_MODES if m != "argmax")
@@ -50,3 +52,16 @@ class SearchSettings:
         if self.sampling is not None and self.sampling not in SEARCH_SAMPLING:
             raise ConfigError(f"Search.sampling: expected one of {', '.join(SEARCH_SAMPLING)}, got "
                               f"{self.sampling!r}{schema.closest(self.sampling, list(SEARCH_SAMPLING))}")
+
+
+def tradeoff_weights(weights: dict[str, Any] | None) -> dict[str, float]:
+    """Trade-off weights by canonical resource name: finite numbers >= 0, each resource once."""
+    out: dict[str, float] = {}
+    for k, v in (weights or {}).items():
+        r = canonical_resource(k)
+        if r in out:
+            raise ConfigError(f"trade-off weight {k!r}: {r} is given twice")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 or v == float("inf"):
+            raise ConfigError(f"trade-off weight {k}={v!r}: expected a finite number >= 0")
+        out[r] = float(v)
+    return out
