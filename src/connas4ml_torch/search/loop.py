@@ -104,6 +104,20 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
+def _backward(sn: nn.Module, net: nn.Module, x: Any, y: Any, loss_fn: Callable, step: int,
+              what: str = "the training loss") -> Tensor:
+    """One weight-step loss, refused with the first module that went non-finite, then
+    back-propagated (gradients accumulate: the optimizer steps after all of them)."""
+    loss = loss_fn(net(x), y)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(
+            f"search step {step}: {what} is {float(loss.detach())}, first non-finite output at "
+            f"{locate_nonfinite(sn, x)}; the architecture was not derived. Lower the learning "
+            "rates or check the data.")
+    loss.backward()
+    return loss
+
+
 def _widest_backward(sn: nn.Module, net: nn.Module, x: Any, y: Any, loss_fn: Callable,
                      step: int) -> None:
     """The sandwich rule's extra step: the widest network's gradient, accumulated into the
@@ -111,13 +125,8 @@ def _widest_backward(sn: nn.Module, net: nn.Module, x: Any, y: Any, loss_fn: Cal
     backward that follows reduces both, the documented accumulation pattern)."""
     sync_off = net.no_sync() if hasattr(net, "no_sync") else contextlib.nullcontext()
     with sync_off, sn.fixed(sn.widest_choices()):
-        loss = loss_fn(net(x), y)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"search step {step}: the widest network's training loss (sandwich rule) is "
-                f"{float(loss.detach())}, first non-finite output at {locate_nonfinite(sn, x)}; "
-                "the architecture was not derived. Lower the learning rates or check the data.")
-        loss.backward()
+        _backward(sn, net, x, y, loss_fn, step,
+                  "the widest network's training loss (sandwich rule)")
 
 
 def fit(search: Search, train_loader: Iterable, val_loader: Iterable, loss_fn: Callable,
@@ -158,13 +167,7 @@ def fit(search: Search, train_loader: Iterable, val_loader: Iterable, loss_fn: C
             optimizer.zero_grad()
             if search.sandwich:
                 _widest_backward(sn, net, x, y, loss_fn, search.step)
-            loss = loss_fn(net(x), y)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"search step {search.step}: the training loss is {float(loss.detach())}, "
-                    f"first non-finite output at {locate_nonfinite(sn, x)}; the architecture "
-                    "was not derived. Lower the learning rates or check the data.")
-            loss.backward()
+            loss = _backward(sn, net, x, y, loss_fn, search.step)
             optimizer.step()
             if progress:
                 bar.set_postfix(loss=f"{float(loss.detach()):.3f}", **search.short_postfix())
