@@ -13,6 +13,7 @@ from sklearn.base import clone
 
 from connas4ml_torch.errors import OutOfDomainWarning
 from connas4ml_torch.hardware.costmodel import CostModel, DomainFinding, NetworkPrediction
+from connas4ml_torch.hardware.features import specs_to_frame
 from connas4ml_torch.hardware.layerspec import LayerSpec
 from connas4ml_torch.hardware.model import TARGETS, ResourceModel
 
@@ -190,6 +191,29 @@ def test_predict_projects_and_calibration_reduce_error(corpus) -> None:
         assert mk.calibration_info_["n_model_reports"] == k
         assert mk.calibration_info_["used"]["FF"] == "model"
         assert err(mk, rest) < base
+
+
+def test_calibration_reopens_a_dsp_binding_the_default_closed(corpus, default_model) -> None:
+    """A tool that puts 6-bit constant products on DSPs (one real report: 38 DSPs where the
+    default predicts ~0): calibrate() shifts the DSP share in logit space, the prediction rises
+    towards the report and stays within the layers' DSP candidates; nothing else moves for DSP."""
+    from connas4ml_torch.hardware.analytic import design
+
+    test = corpus[corpus["source_repo"] == "kimhaneal11+hls4ml_practice"]
+    P = default_model.predict_projects(test)
+    P = P[P["complete"]]
+    assert len(P) == 1 and P["meas_DSP"].iloc[0] > 20 and P["pred_DSP"].iloc[0] < 2
+    m = copy.deepcopy(default_model).calibrate(test)
+    assert m.calibration_["DSP_logit"] > 0 and m.calibration_["DSP"] == 0.0
+    assert m.calibration_info_["dsp_logit_shift"] == m.calibration_["DSP_logit"]
+    after = m.predict_projects(test)
+    after = after[after["complete"]]["pred_DSP"].iloc[0]
+    assert P["pred_DSP"].iloc[0] * 5 < after < P["meas_DSP"].iloc[0] * 1.5
+    specs = [dense(64, 32, 6, 16, part="xcu55c-fsvh2892-2l-e")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OutOfDomainWarning)
+        layer = m.predict(specs)["DSP"].iloc[0]
+    assert layer <= design(specs_to_frame(specs))["dsp_open"][0] + 1e-9
 
 
 def test_save_load_roundtrip(small_model, tmp_path) -> None:

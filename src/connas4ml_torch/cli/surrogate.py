@@ -88,6 +88,6 @@ def _calibrate(args: argparse.Namespace) -> int:
     model.save(args.out)
     info = model.calibration_info_
     print(f"calibrated on {info['n_model_reports']} model-level reports and {info['n_layer_rows']} "
-          f"layer rows; factors {{{', '.join(f'{t}: {f:.2f}' for t, f in info['factor'].items())}}}; "
-          f"wrote {args.out}")
+          f"layer rows; factors {{{', '.join(f'{t}: {f:.2f}' for t, f in info['factor'].items())}}}, "
+          f"DSP share shifted by {info['dsp_logit_shift']:+.2f} in logit; wrote {args.out}")
     return 0

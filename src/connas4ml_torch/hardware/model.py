@@ -25,7 +25,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from connas4ml_torch.errors import ConfigError, Connas4mlError, OutOfDomainWarning
 from connas4ml_torch.hardware.analytic import design
-from connas4ml_torch.hardware.analytic.correction import TARGETS, chained, predict_totals
+from connas4ml_torch.hardware.analytic.correction import DSP_LOGIT, TARGETS, chained, predict_totals
 from connas4ml_torch.hardware.analytic.fitting import (
     QGRID,
     fit_params,
@@ -230,9 +230,14 @@ class ResourceModel(RegressorMixin, BaseEstimator):
     def _apply(v: np.ndarray, shift: float, floor: float = 0.0) -> np.ndarray:
         return np.maximum(np.expm1(np.log1p(np.maximum(v, 0.0)) + shift), floor)
 
-    def _layers(self, frame: pd.DataFrame, quantile: float | None, level: str = "layer"):
+    def _dsp_logit(self, override: float | None) -> float:
+        """The few-shot DSP calibration (a logit shift of the DSP share; 0 after ``fit``)."""
+        return float(self.calibration_.get(DSP_LOGIT, 0.0)) if override is None else override
+
+    def _layers(self, frame: pd.DataFrame, quantile: float | None, level: str = "layer",
+                dsp_logit: float | None = None):
         D = design(frame)
-        pred = layer_predictions(self.params_, D)
+        pred = layer_predictions(self.params_, D, self._dsp_logit(dsp_logit))
         sh = self._shift(level, quantile)
         out = {}
         for t in TARGETS:
@@ -252,9 +257,10 @@ class ResourceModel(RegressorMixin, BaseEstimator):
             _warn_domain(findings)
         return df
 
-    def _network(self, frame: pd.DataFrame, quantile: float | None) -> NetworkPrediction:
+    def _network(self, frame: pd.DataFrame, quantile: float | None,
+                 dsp_logit: float | None = None) -> NetworkPrediction:
         D = design(frame)
-        L, S, G = network_arrays(self.params_, frame, D)
+        L, S, G = network_arrays(self.params_, frame, D, self._dsp_logit(dsp_logit))
         S_arr = {t: np.array([S[t]]) for t in TARGETS}
         tot, glue = predict_totals(self.net_params_, S_arr, {k: np.array([v]) for k, v in G.items()})
         sh = self._shift("model", quantile)

@@ -34,5 +34,6 @@ def design(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     out["X"] = dsp_design(frame)
     out["cand"] = counts["dsp_cand"].to_numpy(float)
     out["dsp_max"] = counts["dsp_max"].to_numpy(float)
+    out["dsp_open"] = counts["dsp_open"].to_numpy(float)
     out["mults"] = counts["mults"].to_numpy(float)
     return out

@@ -23,10 +23,12 @@ from scipy.optimize import least_squares
 from connas4ml_torch.hardware.analytic.layers import COMPONENTS, DEPTH_SCALED
 from connas4ml_torch.hardware.analytic.network import GLUE
 
-__all__ = ["TARGETS", "AREA_SUM", "GLUE_SCALE", "default_params", "predict_layers",
+__all__ = ["TARGETS", "AREA_SUM", "GLUE_SCALE", "default_params", "predict_layers", "dsp_logit_shift",
+           "DSP_LOGIT",
            "fit_layers", "fit_network", "predict_totals", "default_network_params"]
 
 TARGETS = ("LUT", "FF", "BRAM_18K", "DSP", "latency", "II")
+DSP_LOGIT = "DSP_logit"  # calibration_ key of the few-shot DSP share shift (``dsp_logit_shift``)
 AREA_SUM = ("LUT", "FF", "BRAM_18K", "DSP", "latency")  # summed over layers (II: max)
 # physical scale of each glue component (its count times this is the default glue)
 GLUE_SCALE = {"glue_layers": {"LUT": 40.0, "FF": 40.0},
@@ -61,6 +63,17 @@ def _resource(t: str, p: dict[str, np.ndarray], A: np.ndarray, Z: np.ndarray) ->
 def _dsp(p: dict[str, np.ndarray], X: np.ndarray, Z: np.ndarray, cand: np.ndarray) -> np.ndarray:
     eta = p["DSP.alpha"][0] + X @ p["DSP.beta"] + Z @ p["DSP.theta"]
     return cand * _sigmoid(eta)
+
+
+def dsp_logit_shift(dsp: np.ndarray, open_: np.ndarray, shift: float) -> np.ndarray:
+    """Few-shot DSP calibration: each layer's share of its ungated DSP candidates ``open_``
+    moved by ``shift`` in logit space. A share the analytic binding closed can open again (a
+    user's tool that puts narrow constants on DSPs), and it stays below the candidates."""
+    if shift == 0.0:
+        return dsp
+    ok = open_ > 0
+    p = np.clip(np.where(ok, dsp / np.where(ok, open_, 1.0), 0.5), 1e-9, 1.0 - 1e-9)
+    return np.where(ok, open_ * _sigmoid(np.log(p) - np.log1p(-p) + shift), dsp)
 
 
 _FIT_ORDER = ("latency", "II", "LUT", "BRAM_18K", "FF")

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from connas4ml_torch.errors import ConfigError, OutOfDomainWarning
-from connas4ml_torch.hardware.analytic.correction import TARGETS
+from connas4ml_torch.hardware.analytic.correction import DSP_LOGIT, TARGETS
 from connas4ml_torch.hardware.analytic.reports import project_layers, training_rows
 from connas4ml_torch.hardware.features import SPEC_COLUMNS, specs_to_frame
 
@@ -91,6 +91,34 @@ def _n_reports(reports: pd.DataFrame) -> int:
     return max(int(reports.loc[~table, "source"].nunique()) + int(table.sum()), 1)
 
 
+def _dsp_logit_fit(model: Any, projects: list[dict], frames: list[pd.DataFrame],
+                   frame: pd.DataFrame, Y: pd.DataFrame, how: str) -> float:
+    """The extra DSP logit shift that zeroes the mean log1p residual of the user's reports
+    (bisection: the prediction grows monotonically with the shift)."""
+    base = model._dsp_logit(None)
+    if how == "model":
+        ys = [(p["measured"]["DSP"], f) for p, f in zip(projects, frames)
+              if np.isfinite(p["measured"]["DSP"]) and p["measured"]["DSP"] >= 0]
+
+        def resid(c: float) -> float:
+            return float(np.mean([np.log1p(y) - np.log1p(model._network(f, None, base + c)["DSP"])
+                                  for y, f in ys]))
+    else:
+        yt = pd.to_numeric(Y["DSP"], errors="coerce").to_numpy(float)
+        ok = np.isfinite(yt) & (yt >= 0)
+
+        def resid(c: float) -> float:
+            p = model._layers(frame, None, dsp_logit=base + c)[0]["DSP"].to_numpy(float)
+            return float(np.mean(np.log1p(yt[ok]) - np.log1p(p[ok])))
+    lo, hi = -12.0, 12.0
+    if resid(lo) <= 0.0 or resid(hi) >= 0.0:  # beyond what a share can do: the nearest end
+        return lo if resid(lo) <= 0.0 else hi
+    for _ in range(30):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if resid(mid) > 0.0 else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
 def calibration_offsets(model: Any, reports: pd.DataFrame,
                         shrinkage: float | None) -> tuple[dict[str, float], dict[str, Any]]:
     """Per-target log1p offsets from the user's reports (see ``ResourceModel.calibrate``)."""
@@ -101,13 +129,14 @@ def calibration_offsets(model: Any, reports: pd.DataFrame,
     layer_pred = None
     if len(frame):
         layer_pred, _ = model._layers(frame, None)
+    frames = [specs_to_frame(p["specs"][[c for c in SPEC_COLUMNS if c in p["specs"]]])
+              for p in projects]
     for t in TARGETS:
         res = []
-        for p in projects:
+        for p, f in zip(projects, frames):
             y = p["measured"][t]
             if not np.isfinite(y) or y < 0:
                 continue
-            f = specs_to_frame(p["specs"][[c for c in SPEC_COLUMNS if c in p["specs"]]])
             res.append(np.log1p(y) - np.log1p(model._network(f, None)[t]))
         how = "model"
         if not res and layer_pred is not None:
@@ -121,11 +150,20 @@ def calibration_offsets(model: Any, reports: pd.DataFrame,
             n_eff = min(n, _n_reports(reports))
         else:
             n_eff = n
-        delta = float(np.mean(res)) * n_eff / (n_eff + s) if n else 0.0
-        offs[t] = float(base.get(t, 0.0)) + delta
         used[t] = how if n else "none"
         counts[t] = n
+        offs[t] = float(base.get(t, 0.0))
+        if not n:
+            continue
+        if t == "DSP":  # the share moves in logit space: a closed binding can open again
+            shift = _dsp_logit_fit(model, projects, frames, frame, Y, how)
+            offs[DSP_LOGIT] = float(base.get(DSP_LOGIT, 0.0)) + shift * n_eff / (n_eff + s)
+        else:
+            offs[t] += float(np.mean(res)) * n_eff / (n_eff + s)
+    offs.setdefault(DSP_LOGIT, float(base.get(DSP_LOGIT, 0.0)))
     info = {"n_reports": len(projects) + int(len(frame) > 0 and not projects),
             "n_model_reports": len(projects), "n_layer_rows": int(len(frame)),
-            "used": used, "rows": counts, "factor": {t: float(np.exp(v)) for t, v in offs.items()}}
+            "used": used, "rows": counts,
+            "factor": {t: float(np.exp(offs[t])) for t in TARGETS},
+            "dsp_logit_shift": offs[DSP_LOGIT]}
     return offs, info

@@ -12,6 +12,7 @@ import pandas as pd
 from connas4ml_torch.hardware.analytic import design
 from connas4ml_torch.hardware.analytic.correction import (
     TARGETS,
+    dsp_logit_shift,
     fit_layers,
     fit_network,
     predict_layers,
@@ -79,17 +80,18 @@ def _comps(D: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {t: D[f"A.{t}"] for t in COMPONENTS}
 
 
-def layer_predictions(params: dict[str, np.ndarray], D: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def layer_predictions(params: dict[str, np.ndarray], D: dict[str, np.ndarray],
+                      dsp_logit: float = 0.0) -> dict[str, np.ndarray]:
     out = predict_layers(params, _comps(D), D["Z"], D["X"], D["cand"])
-    out["DSP"] = np.minimum(out["DSP"], D["dsp_max"])
+    out["DSP"] = np.minimum(dsp_logit_shift(out["DSP"], D["dsp_open"], dsp_logit), D["dsp_max"])
     return out
 
 
 def network_arrays(params: dict[str, np.ndarray], frame: pd.DataFrame,
-                   D: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, float],
-                                                      dict[str, float]]:
+                   D: dict[str, np.ndarray], dsp_logit: float = 0.0
+                   ) -> tuple[dict[str, np.ndarray], dict[str, float], dict[str, float]]:
     """(per-layer predictions with latency as network shares, aggregates S, glue components G)."""
-    L = layer_predictions(params, D)
+    L = layer_predictions(params, D, dsp_logit)
     L["latency"] = latency_contributions(frame, L["latency"], L["II"])
     S = {t: float(L[t].sum()) for t in TARGETS if t != "II"}
     S["II"] = float(L["II"].max()) if len(L["II"]) else 1.0

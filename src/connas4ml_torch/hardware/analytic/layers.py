@@ -38,7 +38,7 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
     "II": ("ii_iter", "ii_pix"),
 }
 # columns that bound or drive a resource directly
-BOUNDS = ("mults", "dsp_cand", "dsp_max", "n_layers_w")
+BOUNDS = ("mults", "dsp_cand", "dsp_open", "dsp_max", "n_layers_w")
 # FF components that scale with the pipeline depth D (cycles): ff_dyn x min(D, 1), ff_stage x D
 DEPTH_SCALED = {"ff_dyn": "excess", "ff_stage": "min1"}
 # relative logic speed of a family's -1/-2 parts against UltraScale+ (csynth delay models)
@@ -166,6 +166,9 @@ def layer_counts(df: pd.DataFrame, e2: np.ndarray | None = None) -> pd.DataFrame
     # a LUT multiplier (docs/hardware_model.md, "Which products use DSPs")
     gate = np.where(const, dsp_const_fraction(wb, ib), dsp_mapped_fraction(wb, ib))
     out["dsp_cand"] = np.where(w, mults * cand_slices * gate, 0.0)
+    # the same candidates before the binding gate: what a user's tool could put on DSPs at most
+    # (few-shot calibration moves the DSP share in logit space towards it)
+    out["dsp_open"] = np.where(w, mults * cand_slices, 0.0)
     out["dsp_max"] = np.where(w, mults * dsp_slices_per_product(wb, ib, e2), 0.0)
     dig = x["dig_known"]
     # a constant product: shift-and-add over its CSD digits, or a LUT multiplier if cheaper
@@ -226,6 +229,7 @@ def layer_counts(df: pd.DataFrame, e2: np.ndarray | None = None) -> pd.DataFrame
     # softmax: one exp*inverse product per lane (DSP candidates) and a sum tree of the exps
     out["mults"] += np.where(smax, lanes, 0.0)
     out["dsp_cand"] += np.where(smax, lanes, 0.0)
+    out["dsp_open"] += np.where(smax, lanes, 0.0)
     out["dsp_max"] += np.where(smax, lanes * dsp_slices_per_product(x["table_bits"], x["table_bits"], e2), 0)
     out["lut_add"] += np.where(smax, lanes * x["table_bits"], 0.0)
     bn = ew & (kind == "BatchNormalization")
@@ -233,6 +237,7 @@ def layer_counts(df: pd.DataFrame, e2: np.ndarray | None = None) -> pd.DataFrame
     # batchnorm: a constant scale product and a bias add per lane (nnet_batchnorm.h normalize)
     out["mults"] += np.where(bn, lanes, 0.0)
     out["dsp_cand"] += np.where(bn, lanes * cand_slices * dsp_const_fraction(wb, ib), 0.0)
+    out["dsp_open"] += np.where(bn, lanes * cand_slices, 0.0)
     out["dsp_max"] += np.where(bn, lanes * dsp_slices_per_product(wb, ib, e2), 0.0)
     out["lut_mult"] += np.where(bn, lanes * const_cost, 0.0)
     out["lut_add"] += np.where(bn | (merge & (act != "concatenate")), lanes * rb, 0.0)
