@@ -316,7 +316,9 @@ class ResourceModel(RegressorMixin, BaseEstimator):
         the mean log ratio of measured to predicted over the reports' complete projects (model
         level) or, where a target has none, over their configured layer rows, shrunk by
         ``n / (n + shrinkage)`` (default: ``shrinkage_``, fitted from how much sources differ
-        against how much one source's reports scatter). Sets ``calibration_`` and
+        against how much one source's reports scatter). DSP moves instead by one shift of every
+        layer's DSP share in logit space (``calibration_["DSP_logit"]``), so that a binding the
+        analytic model closed can open for the user's tool. Sets ``calibration_`` and
         ``calibration_info_`` (how many reports and rows were used for what); returns ``self``."""
         from connas4ml_torch.hardware.analytic.evaluate import calibration_offsets
 

@@ -121,7 +121,8 @@ def _dsp_logit_fit(model: Any, projects: list[dict], frames: list[pd.DataFrame],
 
 def calibration_offsets(model: Any, reports: pd.DataFrame,
                         shrinkage: float | None) -> tuple[dict[str, float], dict[str, Any]]:
-    """Per-target log1p offsets from the user's reports (see ``ResourceModel.calibrate``)."""
+    """Per-target log1p offsets from the user's reports, and the DSP share's logit shift
+    (``DSP_LOGIT``); see ``ResourceModel.calibrate``."""
     projects = [p for p in project_layers(reports) if p["complete"]]
     frame, Y = layer_table(reports)
     base = dict(model.calibration_) if hasattr(model, "calibration_") else {t: 0.0 for t in TARGETS}
