@@ -201,16 +201,22 @@ def test_expected_resources_are_differentiable_and_match_one_hot(cost):
     assert "LUT" in s.summary() and "budget" in s.summary()
 
 
+def random_architectures(sn, n: int):
+    """Set the architecture logits to ``n`` random draws in turn (seeded), yielding after each."""
+    g = torch.Generator().manual_seed(0)
+    for _ in range(n):
+        with torch.no_grad():
+            for p in sn.arch_parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 3)
+        yield
+
+
 def test_argmax_cost_equals_the_cost_model_on_the_derived_network(cost):
     """Tables + network-level term == predict_network() of the derived model's own specs."""
     x, _ = task()
     sn = cn.searchable(mlp(), cn.SearchSpace(**SPACE), example_input=x[:8])
     s = cn.Search(sn, cost, HLS)
-    g = torch.Generator().manual_seed(0)
-    for _ in range(4):
-        with torch.no_grad():
-            for p in sn.arch_parameters():
-                p.copy_(torch.randn(p.shape, generator=g) * 3)
+    for _ in random_architectures(sn, 4):
         a = s.argmax_resources()
         specs = list(layer_specs(sn.derive(), x[:4], HLS).values())
         net = cost.predict_network(specs)
@@ -307,11 +313,7 @@ def test_weight_aware_tables_match_the_derived_conv_network(cost):
                            weight_bits=[2, 4, 6], act_bits=[4, 8])
     sn = cn.searchable(net, space, example_input=x)
     s = cn.Search(sn, cost, HLS)
-    g = torch.Generator().manual_seed(0)
-    for _ in range(5):
-        with torch.no_grad():
-            for p in sn.arch_parameters():
-                p.copy_(torch.randn(p.shape, generator=g) * 3)
+    for _ in random_architectures(sn, 5):
         specs = layer_specs(sn.derive(), x[:4], HLS)
         assert sum(sp.csd_digits is not None for sp in specs.values()) == 3  # weight-aware
         net_cost = cost.predict_network(list(specs.values()))
