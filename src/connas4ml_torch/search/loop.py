@@ -118,13 +118,13 @@ def _backward(sn: nn.Module, net: nn.Module, x: Any, y: Any, loss_fn: Callable, 
     return loss
 
 
-def _widest_backward(sn: nn.Module, net: nn.Module, x: Any, y: Any, loss_fn: Callable,
-                     step: int) -> None:
-    """The sandwich rule's extra step: the widest network's gradient, accumulated into the
+def _widest_backward(sn: nn.Module, net: nn.Module, widest: dict, x: Any, y: Any,
+                     loss_fn: Callable, step: int) -> None:
+    """The sandwich rule's extra step: the ``widest`` network's gradient, accumulated into the
     weights before the sampled network's (under DDP without a gradient all-reduce: the sampled
     backward that follows reduces both, the documented accumulation pattern)."""
     sync_off = net.no_sync() if hasattr(net, "no_sync") else contextlib.nullcontext()
-    with sync_off, sn.fixed(sn.widest_choices()):
+    with sync_off, sn.fixed(widest):
         _backward(sn, net, x, y, loss_fn, step,
                   "the widest network's training loss (sandwich rule)")
 
@@ -157,6 +157,7 @@ def fit(search: Search, train_loader: Iterable, val_loader: Iterable, loss_fn: C
             and torch.distributed.get_rank() != 0:
         checkpoint = None  # the replicas are identical: one process writes the checkpoint
     val_iter = _cycle(val_loader)
+    widest = sn.widest_choices()  # fixed by the space: computed once, not on every step
     for epoch in range(start_epoch, epochs):
         total = len(train_loader) if hasattr(train_loader, "__len__") else None
         bar = tqdm(train_loader, total=total, desc=f"search epoch {epoch + 1}/{epochs}",
@@ -166,7 +167,7 @@ def fit(search: Search, train_loader: Iterable, val_loader: Iterable, loss_fn: C
             search.arch_step(lambda xv=xv, yv=yv: loss_fn(sn(xv), yv))
             optimizer.zero_grad()
             if search.sandwich:
-                _widest_backward(sn, net, x, y, loss_fn, search.step)
+                _widest_backward(sn, net, widest, x, y, loss_fn, search.step)
             loss = _backward(sn, net, x, y, loss_fn, search.step)
             optimizer.step()
             if progress:

@@ -111,8 +111,10 @@ def _dsp_logit_fit(model: Any, projects: list[dict], frames: list[pd.DataFrame],
             p = model._layers(frame, None, dsp_logit=base + c)[0]["DSP"].to_numpy(float)
             return float(np.mean(np.log1p(yt[ok]) - np.log1p(p[ok])))
     lo, hi = -12.0, 12.0
-    if resid(lo) <= 0.0 or resid(hi) >= 0.0:  # beyond what a share can do: the nearest end
-        return lo if resid(lo) <= 0.0 else hi
+    if resid(lo) <= 0.0:  # beyond what a share can do: the nearest end
+        return lo
+    if resid(hi) >= 0.0:
+        return hi
     for _ in range(30):
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if resid(mid) > 0.0 else (lo, mid)

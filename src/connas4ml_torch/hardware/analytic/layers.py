@@ -165,10 +165,10 @@ def layer_counts(df: pd.DataFrame, e2: np.ndarray | None = None) -> pd.DataFrame
     # add in fabric (keyed on the weight's width), a ROM-fed general product below ~10x5 bits
     # a LUT multiplier (docs/hardware_model.md, "Which products use DSPs")
     gate = np.where(const, dsp_const_fraction(wb, ib), dsp_mapped_fraction(wb, ib))
-    out["dsp_cand"] = np.where(w, mults * cand_slices * gate, 0.0)
-    # the same candidates before the binding gate: what a user's tool could put on DSPs at most
+    # the candidates before the binding gate: what a user's tool could put on DSPs at most
     # (few-shot calibration moves the DSP share in logit space towards it)
     out["dsp_open"] = np.where(w, mults * cand_slices, 0.0)
+    out["dsp_cand"] = out["dsp_open"] * gate
     out["dsp_max"] = np.where(w, mults * dsp_slices_per_product(wb, ib, e2), 0.0)
     dig = x["dig_known"]
     # a constant product: shift-and-add over its CSD digits, or a LUT multiplier if cheaper
@@ -228,16 +228,17 @@ def layer_counts(df: pd.DataFrame, e2: np.ndarray | None = None) -> pd.DataFrame
     out["lut_act"] = np.where(ew & ~table, lanes * (ib + rb), np.where(table, lanes * (ib + addr), 0.0))
     # softmax: one exp*inverse product per lane (DSP candidates) and a sum tree of the exps
     out["mults"] += np.where(smax, lanes, 0.0)
-    out["dsp_cand"] += np.where(smax, lanes, 0.0)
-    out["dsp_open"] += np.where(smax, lanes, 0.0)
+    for col in ("dsp_open", "dsp_cand"):  # the exp x inverse products bind to DSPs ungated
+        out[col] += np.where(smax, lanes, 0.0)
     out["dsp_max"] += np.where(smax, lanes * dsp_slices_per_product(x["table_bits"], x["table_bits"], e2), 0)
     out["lut_add"] += np.where(smax, lanes * x["table_bits"], 0.0)
     bn = ew & (kind == "BatchNormalization")
     merge = ew & (kind == "Merge")
     # batchnorm: a constant scale product and a bias add per lane (nnet_batchnorm.h normalize)
     out["mults"] += np.where(bn, lanes, 0.0)
-    out["dsp_cand"] += np.where(bn, lanes * cand_slices * dsp_const_fraction(wb, ib), 0.0)
-    out["dsp_open"] += np.where(bn, lanes * cand_slices, 0.0)
+    bn_open = np.where(bn, lanes * cand_slices, 0.0)
+    out["dsp_open"] += bn_open
+    out["dsp_cand"] += bn_open * dsp_const_fraction(wb, ib)
     out["dsp_max"] += np.where(bn, lanes * dsp_slices_per_product(wb, ib, e2), 0.0)
     out["lut_mult"] += np.where(bn, lanes * const_cost, 0.0)
     out["lut_add"] += np.where(bn | (merge & (act != "concatenate")), lanes * rb, 0.0)
