@@ -62,6 +62,28 @@ def test_constant_products_bind_to_dsps_by_the_weight_width() -> None:
     assert p["DSP"].iloc[1] > 0.5 * 64 * 32    # 16-bit constants: most products on DSPs
 
 
+def test_a_slower_part_deepens_the_pipeline_without_adding_iterations() -> None:
+    """A 7-series part (Zynq-7020) is slower logic: its Latency-strategy layer gets a deeper
+    pipeline than on UltraScale+, but a Resource layer of RF 128 iterations gets only those few
+    depth cycles more, not a share of its iterations (the family moves only ``lat_depth_7s``)."""
+    zynq, usp = "xc7z020-clg400-1", "xcvu9p-flga2104-2-e"
+    c = layer_counts(specs_to_frame([LayerSpec("Dense", 32, 16, weight_bits=16, input_bits=16, part=q)
+                                     for q in (zynq, usp)]), np.array([False, True]))  # DSP48E2?
+    assert c["lat_depth"].tolist()[0] == 0 and c["lat_depth_7s"].tolist()[1] == 0
+    assert c["lat_depth_7s"].iloc[0] > 1.5 * c["lat_depth"].iloc[1]  # the prior's speed factor
+    model = ResourceModel.default()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OutOfDomainWarning)
+        lat = model.predict([LayerSpec("Dense", 32, 16, weight_bits=16, input_bits=16, part=q)
+                             for q in (zynq, usp)])["latency"].to_numpy()
+        res = model.predict([LayerSpec("Dense", 128, 64, weight_bits=16, input_bits=16,
+                                       reuse_factor=128, strategy="Resource", part=q)
+                             for q in (zynq, usp)])["latency"].to_numpy()
+    assert lat[0] > 1.5 * lat[1]
+    # a few depth cycles on ~100 iteration cycles (a whole-latency family offset gave ~18% more)
+    assert 0 < res[0] - res[1] < 0.08 * res[1] and res[1] > 64
+
+
 def test_dense_resource_rom_by_hand() -> None:
     """nnet_dense_resource.h: block_factor = ceil(N/RF) multipliers; weights reshaped into a
     ROM_nP_BRAM of RF words of block_factor*b_w bits (36-bit wide blocks up to 512 deep)."""

@@ -22,6 +22,7 @@ from scipy.optimize import least_squares
 
 from connas4ml_torch.hardware.analytic.layers import COMPONENTS, DEPTH_SCALED
 from connas4ml_torch.hardware.analytic.network import GLUE
+from connas4ml_torch.hardware.features import OFFSETS
 
 __all__ = ["TARGETS", "AREA_SUM", "GLUE_SCALE", "default_params", "predict_layers", "dsp_logit_shift",
            "DSP_LOGIT",
@@ -77,13 +78,16 @@ def dsp_logit_shift(dsp: np.ndarray, open_: np.ndarray, shift: float) -> np.ndar
 
 
 _FIT_ORDER = ("latency", "II", "LUT", "BRAM_18K", "FF")
-_DEPTH_COL = COMPONENTS["latency"].index("lat_depth")
+# offsets a target does not get: a 7-series part is slower logic, which deepens the pipeline
+# (``lat_depth_7s`` learns by how much) but does not add loop iterations
+_NO_OFFSET = {"latency": ("dsp48e1",), "II": ("dsp48e1",)}
+_DEPTH_COLS = [COMPONENTS["latency"].index(c) for c in ("lat_depth", "lat_depth_7s")]
 
 
 def depth_cycles(p: dict[str, np.ndarray], comps: dict[str, np.ndarray], Z: np.ndarray) -> np.ndarray:
     """The learned pipeline depth (cycles) of each layer: the latency model's depth term."""
-    a = comps["latency"][:, _DEPTH_COL]
-    return a * np.exp(p["latency.u"][_DEPTH_COL]) * np.exp(Z @ p["latency.theta"])
+    a = comps["latency"][:, _DEPTH_COLS] @ np.exp(p["latency.u"][_DEPTH_COLS])
+    return a * np.exp(Z @ p["latency.theta"])
 
 
 def ff_matrix(A: np.ndarray, depth: np.ndarray) -> np.ndarray:
@@ -150,6 +154,9 @@ def fit_layers(comps: dict[str, np.ndarray], Z: np.ndarray, X: np.ndarray, cand:
 
         x0 = np.concatenate([start[f"{t}.u"], start[f"{t}.theta"]])
         lim = np.full(k + nz, 6.0)
+        for name in _NO_OFFSET.get(t, ()):  # held at 0 (the solver needs a sliver of room)
+            if name in OFFSETS and nz == len(OFFSETS):
+                lim[k + OFFSETS.index(name)] = 1e-6
         v = _solve(resid, x0, -lim, lim)
         p[f"{t}.u"], p[f"{t}.theta"] = v[:k], v[k:]
     y = Y["DSP"]

@@ -34,12 +34,13 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
     "LUT": ("lut_mult", "lut_add", "lut_io", "lut_act", "lut_buf"),
     "FF": ("ff_static", "ff_dyn", "ff_stage", "ff_buf"),
     "BRAM_18K": ("bram_w", "bram_tab"),
-    "latency": ("lat_iter", "lat_pix", "lat_depth"),
+    "latency": ("lat_iter", "lat_pix", "lat_depth", "lat_depth_7s"),
     "II": ("ii_iter", "ii_pix"),
 }
 # columns that bound or drive a resource directly
 BOUNDS = ("mults", "dsp_cand", "dsp_open", "dsp_max", "n_layers_w")
-# FF components that scale with the pipeline depth D (cycles): ff_dyn x min(D, 1), ff_stage x D
+# FF components that scale with the pipeline depth D (cycles): ff_dyn x max(D - 0.5, 0),
+# ff_stage x min(D, 1)
 DEPTH_SCALED = {"ff_dyn": "excess", "ff_stage": "min1"}
 # relative logic speed of a family's -1/-2 parts against UltraScale+ (csynth delay models)
 _SPEED = {"zynq": 1.8, "artix7": 1.8, "virtex7": 1.3, "kintexu": 1.15}
@@ -271,7 +272,11 @@ def layer_counts(df: pd.DataFrame, e2: np.ndarray | None = None) -> pd.DataFrame
     t_ns = t_ns + np.where(pool | gpool, 0.8 + pl * (0.4 + 0.03 * ib), 0.0)
 
     # ---- pipeline depth in cycles: the iteration's delay over the clock, at the part's speed
-    out["lat_depth"] = t_ns * x["speed"] / x["clock"]
+    # (7-series parts apart: how much slower their delay model is than the prior's factor is
+    # learned, and must move only the depth, not the iteration counts)
+    depth = t_ns * x["speed"] / x["clock"]
+    out["lat_depth"] = np.where(e2, depth, 0.0)
+    out["lat_depth_7s"] = np.where(e2, 0.0, depth)
     out["n_layers_w"] = w.astype(float)
     frame = pd.DataFrame(out)
     frame["depth_levels"] = levels
