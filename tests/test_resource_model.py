@@ -32,6 +32,16 @@ def corpus(reports_dir) -> pd.DataFrame:
     return load_corpus(reports_dir)
 
 
+def test_the_corpus_leaves_out_copied_reports(corpus, reports_dir) -> None:
+    """A report the corpus index lists as a copy of another project's (Lrozzy's prune_90 tree
+    holds prune_60's report next to another network) is neither fitted nor scored; the
+    original stays."""
+    folders = corpus.loc[corpus["level"] == "model", "report"].astype(str)
+    assert folders.str.contains("prune_60").sum() == 1
+    assert not folders.str.contains("prune_90").any()
+    assert not corpus["report"].astype(str).str.contains("prune_90").any()  # its layers too
+
+
 @pytest.fixture(scope="module")
 def small_model(corpus) -> ResourceModel:
     return ResourceModel(max_rows_per_source=200).fit(corpus)

@@ -27,7 +27,7 @@ from connas4ml_torch.hardware.reports import parse_fixed_type, read_ntorc_tables
 
 TARGETS = ("LUT", "FF", "DSP", "BRAM_18K", "latency")
 
-__all__ = ["PERMISSIVE_SOURCES", "load_corpus", "enrich_from_index", "main"]
+__all__ = ["PERMISSIVE_SOURCES", "load_corpus", "drop_copies", "enrich_from_index", "main"]
 
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "hls4ml-reports"
@@ -118,13 +118,31 @@ def _rel(p: str, root: Path) -> str:
         return p
 
 
+def drop_copies(df: pd.DataFrame, root: Path) -> pd.DataFrame:
+    """Without the report folders that ``reports_index.csv`` lists as byte-identical copies of
+    another project's report (``duplicate_of``): a report copied into another project is not
+    that project's synthesis (the copy kept next to a different network, with other sizes and
+    weights, would be fitted and scored as if it were), and one design counted twice weighs
+    double. The first copy stays."""
+    idx_path = root / "reports_index.csv"
+    if not idx_path.is_file() or df.empty:
+        return df
+    idx = pd.read_csv(idx_path, usecols=["report", "duplicate_of"])
+    copies = {str(Path(r).parent) for r, d in zip(idx["report"], idx["duplicate_of"])
+              if isinstance(d, str) and d}
+    folder = df["report"].map(lambda p: str(Path(_rel(p, root)).parent))
+    return df[~folder.isin(copies)].reset_index(drop=True)
+
+
 def load_corpus(root: Path = DEFAULT_DATA, sources: set[str] | None = None,
                 progress: bool = False) -> pd.DataFrame:
-    """All report rows (+ N-TORC tables) of ``root``, tagged with ``source_repo``; optional filter."""
+    """All report rows (+ N-TORC tables) of ``root``, tagged with ``source_repo``, less the
+    copied reports (:func:`drop_copies`); optional filter."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         df = read_reports(root, progress=progress)
     df["source_repo"] = df["report"].map(lambda p: _rel(p, root).split("/")[0])
+    df = drop_copies(df, root)
     df = enrich_from_index(df, root)
     nt = root / NTORC_DIR
     if nt.is_dir():
