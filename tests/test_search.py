@@ -358,3 +358,29 @@ def test_the_largest_uniform_network_that_fits_is_a_candidate(cost):
     chosen = s.selection(lambda ch: 0.0 if ch == layers else 1.0)  # validation prefers it
     assert chosen.choices == layers and chosen.candidate in chosen.scores
     assert chosen.scores[chosen.candidate] == 0.0 and "uniform" in chosen.scores
+
+
+def test_a_broken_budget_is_also_repaired_evenly_and_validation_chooses(cost):
+    """The argmax that breaks the budget is cut two ways: by cost saved per probability lost,
+    and spread over the layers (the variable highest among its values first). Both, grown back
+    to the budget, compete on validation; the winner's own repairs are reported."""
+    from connas4ml_torch.search.select import fill, repair
+
+    s, budget = _selection_search(cost, 0.3)
+    with torch.no_grad():  # the widest, most precise network: far over the budget
+        for p in s.supernet.arch_parameters():
+            p.copy_(torch.linspace(0, 1, p.numel()))
+    argmax = s.tables.argmax_choice()
+    spread, steps = repair(s, argmax, evenly=True)
+    assert steps and all(r.new < r.old for r in steps)
+    assert float(s.tables.cost_at(spread)[0]) <= budget
+    rel = [spread[v] / (len(var.values) - 1) for v, var in enumerate(s.tables.variables)
+           if len(var.values) > 1]
+    assert max(rel) - min(rel) <= 0.5  # spread: no layer cut far below the others
+    grown = s.tables.choice_to_layers(fill(s, spread))
+    seen = []
+    chosen = s.selection(lambda ch: seen.append(ch) or (0.0 if ch == grown else 1.0))
+    assert grown in seen  # it was scored on validation
+    assert chosen.choices == grown and chosen.resources["LUT"] <= budget
+    # (here it is also what the preferred cut grows back to, so it carries that name)
+    assert chosen.candidate in chosen.scores and chosen.repairs

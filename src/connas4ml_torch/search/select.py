@@ -9,9 +9,10 @@
    one choice at a time, while every budget holds: by probability gained per budget spent, and
    evenly (the least-grown layer first). The largest *uniform* network that fits (every choice
    at the same relative place among its values: a width multiplier and one bit width, the
-   baseline a search must beat) joins them. These candidates, and the argmax, are scored on
-   validation data with the shared weights (``score``: lower is better) and the best is kept;
-   when the larger networks are not better, the selection says so in ``note``.
+   baseline a search must beat) joins them; an argmax that broke a budget is also repaired
+   evenly (the cut spread over the layers) and grown back. These candidates, and the argmax,
+   are scored on validation data with the shared weights (``score``: lower is better) and the
+   best is kept; when the larger networks are not better, the selection says so in ``note``.
 
 Pure: :func:`select` reads the search's state and returns a :class:`Selection`.
 """
@@ -60,7 +61,7 @@ class Selection:
     budget_used: float | None = None   # the binding budget's share used (max over budgets)
     scores: dict[str, float] = field(default_factory=dict)  # candidate -> validation score
     note: str = ""                     # why a network smaller than the budget allows was kept
-    candidate: str = "argmax"          # which candidate won: argmax, filled, filled evenly, uniform
+    candidate: str = "argmax"  # which won: argmax, filled, filled evenly, argmax repaired evenly, uniform
 
 
 def _violations(search: Search, choice: dict[int, int]) -> dict[str, float]:
@@ -70,8 +71,11 @@ def _violations(search: Search, choice: dict[int, int]) -> dict[str, float]:
             for r, b in search.budgets.items() if float(cost[res.index(r)]) > b}
 
 
-def repair(search: Search, choice: dict[int, int]) -> tuple[dict[int, int], list[Repair]]:
-    """``choice`` (variable -> value index) stepped down until every budget holds."""
+def repair(search: Search, choice: dict[int, int], evenly: bool = False
+           ) -> tuple[dict[int, int], list[Repair]]:
+    """``choice`` (variable -> value index) stepped down until every budget holds: by cost saved
+    per probability lost, or ``evenly`` (the variable highest among its values first, so that
+    the cut is spread over the layers instead of taking one layer's bits down several times)."""
     tables, res = search.tables, search.resources
     probs = tables.probs(search.supernet.temperature)
     repairs: list[Repair] = []
@@ -95,8 +99,8 @@ def repair(search: Search, choice: dict[int, int]) -> tuple[dict[int, int], list
                 continue
             # floored: near-equal probabilities would otherwise make any step look free
             lost = max(float(probs[v][i].detach() - probs[v][i - 1].detach()), 0.05)
-            score = saved / lost
-            if score > best_score:
+            score = (i / (len(tables.variables[v].values) - 1), saved) if evenly else saved / lost
+            if best is None or score > best_score:
                 best, best_score = (v, trial, new), score
         if best is None:
             raise InfeasibleBudgetError(
@@ -220,13 +224,19 @@ def select(search: Search, score: Callable[[dict[str, dict[str, int]]], float] |
     (``choices -> validation loss``, lower is better) the best-scoring candidate wins (ties: the
     smaller); without it the network filled by the search's own preference is taken.
     """
-    base, repairs = repair(search, search.tables.argmax_choice())
+    argmax = search.tables.argmax_choice()
+    base, repairs = repair(search, argmax)
     if not (search.budgets and fill_budget):
         return selection_at(search, base, repairs)
     cands = {"argmax": base, "filled": fill(search, base), "filled evenly": fill(search, base, True)}
+    fixes = {n: repairs for n in cands}
+    if repairs:  # the argmax broke a budget: a cut spread over the layers competes on validation
+        spread, fixes["argmax repaired evenly"] = repair(search, argmax, evenly=True)
+        cands["argmax repaired evenly"] = fill(search, spread)
     even = uniform(search)
     if even is not None:
         cands["uniform"] = even
+        fixes["uniform"] = []
     unique: dict[tuple, str] = {}
     for name, c in cands.items():
         unique.setdefault(tuple(sorted(c.items())), name)
@@ -244,4 +254,4 @@ def select(search: Search, score: Callable[[dict[str, dict[str, int]]], float] |
                 + ", ".join(f"{n} {100 * (budget_used(search, cands[n]) or 0):.0f}%: "
                             f"{s:.4g}" for n, s in bigger.items())
                 + f" vs {scores[best]:.4g})")
-    return selection_at(search, cands[best], repairs, scores, note, best)
+    return selection_at(search, cands[best], fixes[best], scores, note, best)
