@@ -389,6 +389,7 @@ def main() -> None:
     cost = load_cost_model()
     hls = jet_hls()
     space = jet_space(args.widths)
+    seed_all(args.seed)  # the weight-aware budgets below price a freshly initialised network
     cheapest, u8 = space_ends(space, cost, hls, splits.train[0][:256].cpu())
     budgets = [cheapest["LUT"] + f * (u8["LUT"] - cheapest["LUT"]) for f in fractions]
     ep, wu, ft, bs = (size[k] for k in ("epochs", "warmup_epochs", "finetune_epochs", "batch_size"))
