@@ -118,19 +118,21 @@ def _rel(p: str, root: Path) -> str:
         return p
 
 
-def drop_copies(df: pd.DataFrame, root: Path) -> pd.DataFrame:
+def drop_copies(df: pd.DataFrame, root: Path, rel: pd.Series | None = None) -> pd.DataFrame:
     """Without the report folders that ``reports_index.csv`` lists as byte-identical copies of
     another project's report (``duplicate_of``): a report copied into another project is not
     that project's synthesis (the copy kept next to a different network, with other sizes and
     weights, would be fitted and scored as if it were), and one design counted twice weighs
-    double. The first copy stays."""
+    double. The first copy stays. ``rel``: the rows' report paths relative to ``root``, where
+    the caller has them already (resolving every path is the slow part)."""
     idx_path = root / "reports_index.csv"
     if not idx_path.is_file() or df.empty:
         return df
     idx = pd.read_csv(idx_path, usecols=["report", "duplicate_of"])
     copies = {str(Path(r).parent) for r, d in zip(idx["report"], idx["duplicate_of"])
               if isinstance(d, str) and d}
-    folder = df["report"].map(lambda p: str(Path(_rel(p, root)).parent))
+    rel = rel if rel is not None else df["report"].map(lambda p: _rel(p, root))
+    folder = rel.map(lambda r: str(Path(r).parent))
     return df[~folder.isin(copies)].reset_index(drop=True)
 
 
@@ -141,8 +143,9 @@ def load_corpus(root: Path = DEFAULT_DATA, sources: set[str] | None = None,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         df = read_reports(root, progress=progress)
-    df["source_repo"] = df["report"].map(lambda p: _rel(p, root).split("/")[0])
-    df = drop_copies(df, root)
+    rel = df["report"].map(lambda p: _rel(p, root))
+    df["source_repo"] = rel.str.split("/").str[0]
+    df = drop_copies(df, root, rel)
     df = enrich_from_index(df, root)
     nt = root / NTORC_DIR
     if nt.is_dir():
