@@ -17,7 +17,9 @@ Options for tests: ``--markers DIR`` (one file per invocation, to count them), `
 (fail the first N invocations for this project), ``--fail-always``, ``--hang`` (sleep forever,
 with a child process, to test timeouts and process-group kills), ``--crash`` (abort with
 SIGABRT), ``--kill-parent-first N`` (SIGKILL the worker that called it, first N times),
-``--sleep S`` (simulated tool time).
+``--sleep S`` (simulated tool time), ``--hold-after N --gate FILE`` (every invocation after the
+first N, counted over all jobs sharing ``--markers``, waits until FILE exists: a test sees jobs
+running at a known point without guessing at timing).
 """
 
 from __future__ import annotations
@@ -52,14 +54,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kill-parent-first", type=int, default=0,
                     help="SIGKILL the calling process (the sweep worker) on the first N calls")
     ap.add_argument("--sleep", type=float, default=0.0)
+    ap.add_argument("--hold-after", type=int, default=None)
+    ap.add_argument("--gate", type=Path)
     a = ap.parse_args(argv)
 
     job = a.project_dir.resolve().name
     print(f"stand-in synthesis (NOT a vendor tool) for {a.project_dir}", flush=True)
-    n_before = 0
+    n_before = n_all = 0
     if a.markers:
         a.markers.mkdir(parents=True, exist_ok=True)
         n_before = len(list(a.markers.glob(f"{job}.*")))
+        n_all = len(list(a.markers.glob("*.*")))
         (a.markers / f"{job}.{os.getpid()}.{time.time_ns()}").write_text(f"{os.getpid()}\n")
     if not (a.project_dir / "firmware").is_dir():
         print(f"ERROR: {a.project_dir} is not an hls4ml project (no firmware/)", file=sys.stderr)
@@ -80,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
             (a.markers / f"pids.{job}").write_text(f"{os.getpid()} {child.pid}\n")
         print(f"hanging (pid {os.getpid()}, child {child.pid})", flush=True)
         time.sleep(3600)
+    if a.hold_after is not None and n_all >= a.hold_after:
+        deadline = time.time() + 300  # a bound, so that a broken test cannot hang forever
+        while a.gate is not None and not a.gate.exists() and time.time() < deadline:
+            time.sleep(0.05)
     if a.sleep:
         time.sleep(a.sleep)
     src = a.reports_dir / a.source

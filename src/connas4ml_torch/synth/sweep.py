@@ -231,7 +231,7 @@ def run_sweep(config: SweepConfig | str | os.PathLike, executor: Executor | None
         result.elapsed_s = time.perf_counter() - t0
         return result
     store.create()
-    with store.locked(), _sigterm_as_interrupt():
+    with store.locked(), _stop_on_signal() as stop:
         own = executor is None
         ex = make_executor(cfg.executor) if own else executor
         bar = _progress(len(jobs), result.skipped, progress)
@@ -250,6 +250,8 @@ def run_sweep(config: SweepConfig | str | os.PathLike, executor: Executor | None
             show()
             while pending:
                 for fut in ex.wait_first(list(pending), timeout=1.0):
+                    if stop.is_set():  # checked before a result is read: see _stop_on_signal
+                        raise KeyboardInterrupt
                     job = pending.pop(fut)
                     try:
                         row = fut.result()
@@ -267,6 +269,8 @@ def run_sweep(config: SweepConfig | str | os.PathLike, executor: Executor | None
                         result.failed += 1
                     show()
                     bar.update(1)
+                if stop.is_set():
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             result.interrupted = True
             for fut in pending:
@@ -282,27 +286,40 @@ def run_sweep(config: SweepConfig | str | os.PathLike, executor: Executor | None
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM to the driver ends the sweep as Ctrl-C does: the worker processes this driver
-    started get SIGINT (their jobs kill their tools' process groups), each synthesis tool's
-    process group is killed, the driver stops scheduling and keeps every finished row. Without
-    this a terminated driver left the vendor tools running as orphans."""
+def _stop_on_signal():
+    """Ctrl-C (SIGINT) or SIGTERM to the driver sets the yielded event; the run loop checks it
+    once a second and before it reads each result, then ends as interrupted.
+
+    Why an event and not Python's default KeyboardInterrupt: the default raises wherever the
+    main thread happens to be, and inside a Dask future's ``__del__`` (a ``call_soon_threadsafe``
+    wake-up) the interpreter prints it as "Exception ignored" and goes on, so the sweep ran to
+    the end as if nobody had pressed Ctrl-C. A second Ctrl-C still raises at once.
+    SIGTERM also ends the children (see ``_end_children``): without that a terminated driver
+    left the vendor tools running as orphans.
+    """
     import signal
     import threading
 
+    stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stop  # signals are only delivered to the main thread: nothing to install
         return
 
-    def handler(signum, frame):
-        _end_children()
-        raise KeyboardInterrupt
+    def on_int(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    def on_term(signum, frame):
+        _end_children()
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, on_int), signal.signal(signal.SIGTERM, on_term)
     try:
-        yield
+        yield stop
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
 
 
 def _end_children() -> None:
