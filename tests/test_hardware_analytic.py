@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 import warnings
 
 import numpy as np
@@ -82,6 +83,29 @@ def test_a_slower_part_deepens_the_pipeline_without_adding_iterations() -> None:
     assert lat[0] > 1.5 * lat[1]
     # a few depth cycles on ~100 iteration cycles (a whole-latency family offset gave ~18% more)
     assert 0 < res[0] - res[1] < 0.08 * res[1] and res[1] > 64
+
+
+def test_combinational_layers_chain_inside_the_network_pipeline() -> None:
+    """hls4ml's io_parallel top is one pipeline: small Latency-strategy layers at a slow clock
+    are combinational (their own reports say 0 cycles) and the scheduler chains them, so five
+    of them take about one cycle in all (Kenny-Jia's ToyVAE at 25 ns: 1 cycle), not one each.
+    Alone, a layer still takes at least one cycle; at a fast clock the chain is longer."""
+    model = ResourceModel.default()
+    net = [LayerSpec("Dense", 16, 8, weight_bits=8, input_bits=8, clock_period=25.0, part=PART),
+           LayerSpec("Activation", 8, 8, input_bits=8, activation="relu", clock_period=25.0,
+                     part=PART)] * 3
+    alone = model.predict(net)["latency"]
+    shares = model.network_shares(net)["latency"]
+    assert (alone >= 1).all() and (shares < 1).all() and (shares > 0).all()
+    slow = model.predict_network(net)["latency"]
+    assert 1 <= slow < 0.5 * len(net)
+    fast = model.predict_network([replace(s, clock_period=2.5) for s in net])["latency"]
+    assert fast > 2 * slow
+    # the breakdown adds up, and the layer rows are the shares times the model-level scale
+    br = model.predict_network(net).layers
+    assert br["latency"].sum() == pytest.approx(slow)
+    ratio = br["latency"].iloc[:-1].to_numpy() / shares.to_numpy()
+    assert np.allclose(ratio, ratio[0])
 
 
 def test_dense_resource_rom_by_hand() -> None:

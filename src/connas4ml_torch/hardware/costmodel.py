@@ -1,7 +1,8 @@
 """What the search needs from a cost model (``CostModel``), and the results a prediction returns.
 
 ``CostModel`` is a ``typing.Protocol``: any object with ``predict`` and ``predict_network`` works
-(``ResourceModel`` is the library's). ``NetworkPrediction`` is a read-only mapping of the totals
+(``ResourceModel`` is the library's; where a model also has ``network_shares``, what each layer
+adds to a network, the search's tables use that instead of ``predict``). ``NetworkPrediction`` is a read-only mapping of the totals
 (``LUT``, ``FF``, ``BRAM_18K``, ``DSP``, ``latency``, ``II``; aliases such as
 ``latency_cycles`` are accepted) that also carries the per-layer breakdown, whose rows (layers and
 the model-level glue) add up to the totals, and the domain findings. A ``DomainFinding`` says which

@@ -25,6 +25,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from connas4ml_torch.errors import ConfigError, Connas4mlError, OutOfDomainWarning
 from connas4ml_torch.hardware.analytic import design
+from connas4ml_torch.hardware.analytic.network import latency_contributions
 from connas4ml_torch.hardware.analytic.correction import DSP_LOGIT, TARGETS, chained, predict_totals
 from connas4ml_torch.hardware.analytic.fitting import (
     QGRID,
@@ -235,13 +236,17 @@ class ResourceModel(RegressorMixin, BaseEstimator):
         return float(self.calibration_.get(DSP_LOGIT, 0.0)) if override is None else override
 
     def _layers(self, frame: pd.DataFrame, quantile: float | None, level: str = "layer",
-                dsp_logit: float | None = None):
+                dsp_logit: float | None = None, shares: bool = False):
         D = design(frame)
         pred = layer_predictions(self.params_, D, self._dsp_logit(dsp_logit))
+        if shares:  # the layer inside a network: its pipeline share, chained with the others
+            pred["latency"] = chained(self.net_params_, latency_contributions(
+                frame, pred["latency_raw"], pred["II"]))
         sh = self._shift(level, quantile)
         out = {}
         for t in TARGETS:
-            out[t] = self._apply(pred[t], sh[t], 1.0 if t in ("latency", "II") else 0.0)
+            low = 1.0 if t == "II" or (t == "latency" and not shares) else 0.0
+            out[t] = self._apply(pred[t], sh[t], low)
         out["DSP"] = np.minimum(out["DSP"], D["dsp_max"])
         return pd.DataFrame(out, columns=list(TARGETS)), D
 
@@ -257,11 +262,24 @@ class ResourceModel(RegressorMixin, BaseEstimator):
             _warn_domain(findings)
         return df
 
+    def network_shares(self, X: Sequence[LayerSpec] | pd.DataFrame,
+                       quantile: float | None = None) -> pd.DataFrame:
+        """What each layer adds to a network's totals before the model-level scale and glue:
+        ``predict()``'s values, except latency, which is the layer's share of the network's
+        pipeline (below one cycle for a combinational layer that the top pipeline chains with
+        its neighbours; see docs/hardware_model.md, section 3). The search's cost tables use
+        these, so that tables plus the network overhead reproduce ``predict_network``."""
+        self._check_fitted()
+        frame = specs_to_frame(X)
+        df, _ = self._layers(frame, quantile, shares=True)
+        df.attrs["domain"] = check_domain(frame, self.domain_)
+        return df
+
     def _network(self, frame: pd.DataFrame, quantile: float | None,
                  dsp_logit: float | None = None) -> NetworkPrediction:
         D = design(frame)
         L, S, G = network_arrays(self.params_, frame, D, self._dsp_logit(dsp_logit))
-        S_arr = {t: np.array([S[t]]) for t in TARGETS}
+        S_arr = {t: np.array([v]) for t, v in S.items()}
         tot, glue = predict_totals(self.net_params_, S_arr, {k: np.array([v]) for k, v in G.items()})
         sh = self._shift("model", quantile)
         rows = {}
@@ -274,9 +292,11 @@ class ResourceModel(RegressorMixin, BaseEstimator):
         rows["DSP"][:-1] = np.minimum(rows["DSP"][:-1], D["dsp_max"])
         br = pd.DataFrame(rows, columns=list(TARGETS))
         br.insert(0, "layer_type", list(frame["layer_type"]) + ["glue"])
+        # a network takes at least one cycle: what a chain of combinational layers lacks is the
+        # glue's (its I/O), so that the breakdown still adds up to the total
+        br.loc[br.index[-1], "latency"] += max(1.0 - float(br["latency"].sum()), 0.0)
         totals = {t: float(br[t].sum()) for t in TARGETS}
         totals["II"] = float(max(br["II"].max(), 1.0))
-        totals["latency"] = max(totals["latency"], 1.0)
         return NetworkPrediction(totals, br, check_domain(frame, self.domain_), quantile)
 
     def predict_network(self, specs: Sequence[LayerSpec] | pd.DataFrame,

@@ -226,7 +226,10 @@ class CostTables:
         return out
 
     def _predict_live(self, cost_model, specs: list[LayerSpec], quantile) -> np.ndarray:
-        df = cost_model.predict(specs) if quantile is None else cost_model.predict(specs, quantile=quantile)
+        # a layer's share of a network (ResourceModel.network_shares: latency chained with the
+        # neighbours) where the model offers it, so tables + overhead == predict_network
+        fn = getattr(cost_model, "network_shares", None) or cost_model.predict
+        df = fn(specs) if quantile is None else fn(specs, quantile=quantile)
         # the domain findings were warned about in predict(); pandas deep-copies ``attrs`` on
         # every operation, which with thousands of findings cost more than the prediction
         df.attrs = {}

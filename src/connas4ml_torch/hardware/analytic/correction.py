@@ -112,6 +112,7 @@ def predict_layers(p: dict[str, np.ndarray], comps: dict[str, np.ndarray], Z: np
     comps["FF"] = ff_matrix(comps["FF"], depth_cycles(p, comps, Z))
     out = {t: _resource(t, p, comps[t], Z) for t in COMPONENTS}
     out["DSP"] = _dsp(p, X, Z, cand)
+    out["latency_raw"] = out["latency"].copy()  # what the layer adds inside a network
     # a synthesized layer takes at least one cycle (the network sums these per-layer values, so
     # that a network total is an affine function of the per-layer predictions the search uses)
     out["latency"] = np.maximum(out["latency"], 1.0)
@@ -192,9 +193,10 @@ def default_network_params() -> dict[str, np.ndarray]:
 
 
 def chained(p: dict[str, np.ndarray], lat: np.ndarray) -> np.ndarray:
-    """Each layer's share of the network latency before the scale: ``lat - 1 + s`` (>= 0)."""
+    """Each layer's share of the network latency before the scale: ``c - (1 - s) min(c, 1)``."""
     s = float(np.exp(p.get("net.latency.chain", np.zeros(1))[0]))
-    return np.maximum(np.asarray(lat, float) - 1.0 + s, 0.0)
+    c = np.maximum(np.asarray(lat, float), 0.0)
+    return c - (1.0 - s) * np.minimum(c, 1.0)
 
 
 def _glue_matrix(t: str, G: dict[str, np.ndarray]) -> np.ndarray:
@@ -214,7 +216,7 @@ def predict_totals(p: dict[str, np.ndarray], S: dict[str, np.ndarray],
         g = Gm @ np.exp(p[f"net.{t}.g"]) if Gm.shape[1] else np.zeros(len(S[t]))
         scale = 1.0 if t in ("DSP", "II") else float(np.exp(p[f"net.{t}.tau"][0]))
         glue[t] = g
-        s_t = S[t] - G["glue_layers"] * (1.0 - chain) if t == "latency" else S[t]
+        s_t = S[t] - S["latency_unit"] * (1.0 - chain) if t == "latency" else S[t]
         tot[t] = scale * s_t + g
         if t in ("latency", "II"):
             tot[t] = np.maximum(tot[t], 1.0)
@@ -235,7 +237,7 @@ def fit_network(S: dict[str, np.ndarray], G: dict[str, np.ndarray], Y: dict[str,
             continue
         Gm = _glue_matrix(t, G)[ok]
         s, zy, sw, k = S[t][ok], np.log1p(y[ok]), np.sqrt(w[ok]), Gm.shape[1]
-        nl = G["glue_layers"][ok] if t == "latency" else np.zeros(len(s))
+        nl = S["latency_unit"][ok] if t == "latency" else np.zeros(len(s))
         lat = t == "latency"
 
         def resid(v: np.ndarray, Gm=Gm, s=s, zy=zy, sw=sw, k=k, nl=nl, lat=lat) -> np.ndarray:

@@ -92,8 +92,9 @@ def network_arrays(params: dict[str, np.ndarray], frame: pd.DataFrame,
                    ) -> tuple[dict[str, np.ndarray], dict[str, float], dict[str, float]]:
     """(per-layer predictions with latency as network shares, aggregates S, glue components G)."""
     L = layer_predictions(params, D, dsp_logit)
-    L["latency"] = latency_contributions(frame, L["latency"], L["II"])
+    L["latency"] = latency_contributions(frame, L.pop("latency_raw"), L["II"])
     S = {t: float(L[t].sum()) for t in TARGETS if t != "II"}
+    S["latency_unit"] = float(np.minimum(L["latency"], 1.0).sum())
     S["II"] = float(L["II"].max()) if len(L["II"]) else 1.0
     return L, S, network_glue(frame, L["II"])
 
@@ -104,7 +105,7 @@ def _aggregate(params: dict[str, np.ndarray], nd: NetData) -> tuple[dict, dict]:
         _, S, G = network_arrays(params, f, D)
         S_rows.append(S)
         G_rows.append(G)
-    S = {t: np.array([s[t] for s in S_rows], float) for t in TARGETS}
+    S = {t: np.array([s[t] for s in S_rows], float) for t in (*TARGETS, "latency_unit")}
     keys = G_rows[0].keys() if G_rows else []
     G = {k: np.array([g[k] for g in G_rows], float) for k in keys}
     return S, G
