@@ -133,6 +133,23 @@ def test_quantile_bounds(small_model) -> None:
     assert small_model.interval_counts_["layer"]["LUT"] > 50
 
 
+def test_interval_quantiles_widen_for_few_held_out_sources() -> None:
+    """Residuals of n held-out sources: the stored q-quantiles are read at the stretched level
+    0.5 + (q - 0.5)(n + 1)/n, so that a new source falls inside [q05, q95] about as often as
+    promised; every source weighs the same whatever its number of rows."""
+    from connas4ml_torch.hardware.analytic.fitting import QGRID
+    from connas4ml_torch.hardware.model import _wquantile
+
+    r = np.array([-2.0, -1.0, 1.0, 2.0, 2.0, 2.0])
+    g = np.array(["a", "b", "c", "d", "d", "d"], dtype=object)  # d: three rows, one source
+    q = dict(zip(QGRID.round(2), _wquantile(r, g)))
+    assert q[0.95] == 2.0 and q[0.05] == -2.0  # 4 sources: the 5%/95% levels read the extremes
+    assert q[0.5] == pytest.approx(0.0)
+    many = np.linspace(-1.0, 1.0, 201)
+    wide = dict(zip(QGRID.round(2), _wquantile(many, np.arange(201).astype(object))))
+    assert wide[0.95] == pytest.approx(0.909)  # 201 sources: barely stretched (plain: 0.900)
+
+
 def _calls(model, specs):
     out = []
     for _ in range(3):
