@@ -25,7 +25,6 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from connas4ml_torch.errors import ConfigError, Connas4mlError, OutOfDomainWarning
 from connas4ml_torch.hardware.analytic import design
-from connas4ml_torch.hardware.analytic.network import latency_contributions
 from connas4ml_torch.hardware.analytic.correction import DSP_LOGIT, TARGETS, chained, predict_totals
 from connas4ml_torch.hardware.analytic.fitting import (
     QGRID,
@@ -38,6 +37,7 @@ from connas4ml_torch.hardware.analytic.fitting import (
     shrinkage,
     source_weights,
 )
+from connas4ml_torch.hardware.analytic.network import latency_contributions
 from connas4ml_torch.hardware.analytic.persist import DEFAULT_MODEL_PATH, load_model, save_model
 from connas4ml_torch.hardware.analytic.reports import project_layers, training_rows
 from connas4ml_torch.hardware.costmodel import (

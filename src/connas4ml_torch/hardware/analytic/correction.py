@@ -100,8 +100,8 @@ def ff_matrix(A: np.ndarray, depth: np.ndarray) -> np.ndarray:
             A[:, j] *= np.minimum(depth, 1.0)
         elif how == "linear":
             A[:, j] *= depth
-        elif how == "excess":  # cuts exist once the path is longer than about half a cycle
-            A[:, j] *= np.maximum(depth - 0.5, 0.0)
+        elif how == "excess":  # a path shorter than the clock needs no cut: ceil(D) - 1 cuts
+            A[:, j] *= np.maximum(depth - 1.0, 0.0)
     return A
 
 

@@ -39,7 +39,7 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
 }
 # columns that bound or drive a resource directly
 BOUNDS = ("mults", "dsp_cand", "dsp_open", "dsp_max", "n_layers_w")
-# FF components that scale with the pipeline depth D (cycles): ff_dyn x max(D - 0.5, 0),
+# FF components that scale with the pipeline depth D (cycles): ff_dyn x max(D - 1, 0),
 # ff_stage x min(D, 1)
 DEPTH_SCALED = {"ff_dyn": "excess", "ff_stage": "min1"}
 # relative logic speed of a family's -1/-2 parts against UltraScale+ (csynth delay models)
