@@ -2,11 +2,12 @@
 
 ``CostModel`` is a ``typing.Protocol``: any object with ``predict`` and ``predict_network`` works
 (``ResourceModel`` is the library's; where a model also has ``network_shares``, what each layer
-adds to a network, the search's tables use that instead of ``predict``). ``NetworkPrediction`` is a read-only mapping of the totals
-(``LUT``, ``FF``, ``BRAM_18K``, ``DSP``, ``latency``, ``II``; aliases such as
-``latency_cycles`` are accepted) that also carries the per-layer breakdown, whose rows (layers and
-the model-level glue) add up to the totals, and the domain findings. A ``DomainFinding`` says which
-input of which layer lies outside what the model was fitted on.
+adds to a network, the search's tables use that instead of ``predict``). ``NetworkPrediction``
+is a read-only mapping of the totals (``LUT``, ``FF``, ``BRAM_18K``, ``DSP``, ``latency``,
+``II``; aliases such as ``latency_cycles`` are accepted) that also carries the per-layer
+breakdown, whose rows (layers and the model-level glue) add up to the totals, and the domain
+findings. A ``DomainFinding`` says which input of which layer lies outside what the model was
+fitted on.
 """
 
 from __future__ import annotations

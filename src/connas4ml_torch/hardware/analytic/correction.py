@@ -112,9 +112,9 @@ def predict_layers(p: dict[str, np.ndarray], comps: dict[str, np.ndarray], Z: np
     comps["FF"] = ff_matrix(comps["FF"], depth_cycles(p, comps, Z))
     out = {t: _resource(t, p, comps[t], Z) for t in COMPONENTS}
     out["DSP"] = _dsp(p, X, Z, cand)
-    out["latency_raw"] = out["latency"].copy()  # what the layer adds inside a network
-    # a synthesized layer takes at least one cycle (the network sums these per-layer values, so
-    # that a network total is an affine function of the per-layer predictions the search uses)
+    # inside a network a layer adds its unfloored latency, chained with its neighbours (see
+    # ``chained``); synthesized alone it takes at least one cycle
+    out["latency_raw"] = out["latency"].copy()
     out["latency"] = np.maximum(out["latency"], 1.0)
     out["II"] = np.maximum(out["II"], 1.0)
     return out
