@@ -196,7 +196,10 @@ def test_predict_network_breakdown_adds_up(small_model) -> None:
 
 
 def test_predict_projects_and_calibration_reduce_error(corpus) -> None:
-    """Held-out source: calibrating on k = 1 and k = 3 of its reports lowers the error on the rest."""
+    """Held-out source: calibrating on k = 1 and k = 3 of its reports removes most of a
+    tool-wide bias (the model made 2x off in FF, as a different tool version would be) on the
+    rest, and costs little where the model was already right (the fitted model is ~5% off on
+    this source's FF: three reports cannot beat that by much)."""
     src = "Lrozzy+hls4ml_OpenML"
     m = ResourceModel(max_rows_per_source=200, intervals=False).fit(corpus[corpus["source_repo"] != src])
     test = corpus[corpus["source_repo"] == src]
@@ -211,13 +214,16 @@ def test_predict_projects_and_calibration_reduce_error(corpus) -> None:
         R = R[R["complete"]]
         return float(np.median(np.abs(np.log(R["pred_FF"] / R["meas_FF"]))))
 
+    biased = copy.deepcopy(m)
+    biased.net_params_["net.FF.tau"] = biased.net_params_["net.FF.tau"] + np.log(2.0)
     for k in (1, 3):
         cal, rest = sources[:k], sources[k:]
-        base = err(m, rest)
-        mk = copy.deepcopy(m).calibrate(test[test["source"].isin(cal)])
-        assert mk.calibration_info_["n_model_reports"] == k
-        assert mk.calibration_info_["used"]["FF"] == "model"
-        assert err(mk, rest) < base
+        for model, slack in ((biased, 0.5), (m, 1.0)):
+            base = err(model, rest)
+            mk = copy.deepcopy(model).calibrate(test[test["source"].isin(cal)])
+            assert mk.calibration_info_["n_model_reports"] == k
+            assert mk.calibration_info_["used"]["FF"] == "model"
+            assert err(mk, rest) < slack * base + (0.0 if slack < 1 else 0.1)
 
 
 def test_calibration_reopens_a_dsp_binding_the_default_closed(corpus, default_model) -> None:
