@@ -249,9 +249,10 @@ def run_sweep(config: SweepConfig | str | os.PathLike, executor: Executor | None
                 submit(job)
             show()
             while pending:
-                for fut in ex.wait_first(list(pending), timeout=1.0):
-                    if stop.is_set():  # checked before a result is read: see _stop_on_signal
-                        raise KeyboardInterrupt
+                done = ex.wait_first(list(pending), timeout=1.0)
+                if stop.is_set():  # before any result is read: see _stop_on_signal
+                    raise KeyboardInterrupt
+                for fut in done:
                     job = pending.pop(fut)
                     try:
                         row = fut.result()
@@ -269,8 +270,6 @@ def run_sweep(config: SweepConfig | str | os.PathLike, executor: Executor | None
                         result.failed += 1
                     show()
                     bar.update(1)
-                if stop.is_set():
-                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             result.interrupted = True
             for fut in pending:
@@ -288,7 +287,7 @@ def run_sweep(config: SweepConfig | str | os.PathLike, executor: Executor | None
 @contextlib.contextmanager
 def _stop_on_signal():
     """Ctrl-C (SIGINT) or SIGTERM to the driver sets the yielded event; the run loop checks it
-    once a second and before it reads each result, then ends as interrupted.
+    at least once a second, before it reads the results that came in, then ends as interrupted.
 
     Why an event and not Python's default KeyboardInterrupt: the default raises wherever the
     main thread happens to be, and inside a Dask future's ``__del__`` (a ``call_soon_threadsafe``
