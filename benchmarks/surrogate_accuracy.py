@@ -235,6 +235,9 @@ def _summ(E: pd.DataFrame, key: str, figures: dict, label: str, lines: list[str]
             figures[f"{key}_{t}_median_of_source_medians_ape_pct"] = round(float(np.median(meds)), 1)
             if np.isfinite(cov):
                 figures[f"{key}_{t}_coverage90_pct"] = round(cov, 1)
+                # how sharp the intervals are: the median ratio (1 + hi) / (1 + lo)
+                w = np.log1p(g["hi"].to_numpy(float)) - np.log1p(g["lo"].to_numpy(float))
+                figures[f"{key}_{t}_interval_width_factor"] = round(float(np.exp(np.nanmedian(w))), 2)
         cells.append(f"{np.median(e):.0f} [{figures[f'{key}_{t}_median_of_source_medians_ape_pct']:.0f}] "
                      f"({len(e)})" if len(e) else "-")
         if np.isfinite(cov):
@@ -285,7 +288,8 @@ def main() -> int:
                      "model_level_projects_all": int(M["project"].nunique())}
     lines = ["Leave-one-source-out over the report corpus (all sources; whole sources held out). "
              "Cells: median APE % over held-out rows [median of the per-source medians] (rows) / 90% "
-             "interval coverage.", "",
+             "interval coverage; the intervals' median width (1 + hi) / (1 + lo) is in the JSON "
+             "(`*_interval_width_factor`) and under the table.", "",
              "| level (held-out rows) | " + " | ".join(TARGETS) + " |",
              "|---|" + "---|" * len(TARGETS)]
     _summ(M[M["complete"]], "model_loso_complete", figures, "model, complete projects (headline)", lines)
@@ -295,6 +299,10 @@ def main() -> int:
           "layer, Dense/Conv only", lines)
     _summ(L[L["source"] != "HeRCLab+N-TORC"], "layer_loso_reports", figures,
           "layer, report sources (no N-TORC tables)", lines)
+    lines += ["", "Median 90% interval width (1 + hi) / (1 + lo), model level (complete projects) / "
+              "layer level: " + ", ".join(
+                  f"{t} {figures.get(f'model_loso_complete_{t}_interval_width_factor', np.nan):.1f}x / "
+                  f"{figures.get(f'layer_loso_{t}_interval_width_factor', np.nan):.1f}x" for t in TARGETS)]
     W = L[L["weights_known"]]
     if len(W):
         lines += ["", "Weight statistics (non-zero weights from parameters.h; layers where known, "

@@ -150,6 +150,26 @@ def test_interval_quantiles_widen_for_few_held_out_sources() -> None:
     assert wide[0.95] == pytest.approx(0.909)  # 201 sources: barely stretched (plain: 0.900)
 
 
+def test_interval_bounds_of_counts_are_whole_and_rounded_outward(default_model) -> None:
+    """A bound of a count (DSP, LUT, cycles) is a whole number on the far side of the
+    unrounded one: a lower DSP bound of 0.02 is 0, not 1 nor 0.02; the breakdown still adds up
+    and the point prediction is left unrounded."""
+    net = [dense(16, 4, w=8, a=8), LayerSpec("Activation", 4, 4, input_bits=8, activation="relu",
+                                             part=PART, backend="Vitis", tool_version="2023.1"),
+           dense(4, 5, w=8, a=8)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OutOfDomainWarning)
+        point = default_model.predict_network(net)
+        lo, hi = default_model.predict_network(net, 0.05), default_model.predict_network(net, 0.95)
+        raw = default_model.predict(net, 0.95)
+    for t in ("LUT", "FF", "DSP", "latency"):
+        assert lo[t] == np.floor(lo[t]) and hi[t] == np.ceil(hi[t]), t
+        assert lo[t] <= point[t] <= hi[t], t
+        assert lo.layers[t].sum() == pytest.approx(lo[t]) and hi.layers[t].sum() == pytest.approx(hi[t])
+    assert (raw.to_numpy() == np.ceil(raw.to_numpy())).all()
+    assert point["LUT"] != np.round(point["LUT"])  # an expectation: not rounded
+
+
 def _calls(model, specs):
     out = []
     for _ in range(3):

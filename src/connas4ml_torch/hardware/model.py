@@ -112,6 +112,15 @@ def _warn_domain(findings: Sequence[Any] = ()) -> None:
         warnings.warn(msg, OutOfDomainWarning, stacklevel=3)
 
 
+def _outward(v: np.ndarray, quantile: float | None) -> np.ndarray:
+    """An interval bound of a count (LUT, DSP, cycles...) rounded away from the point: a lower
+    bound of 0.02 DSP means 0, an upper bound of 12.3 cycles means 13 (the point is left as it
+    is: it is an expectation, not a count)."""
+    if quantile is None or quantile == 0.5:
+        return v
+    return np.floor(v + 1e-9) if quantile < 0.5 else np.ceil(v - 1e-9)
+
+
 def _wquantile(r: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Held-out residual quantiles at ``QGRID``, every source weighing the same. With ``n``
     sources the levels are stretched away from the median by ``(n + 1) / n`` (the split-conformal
@@ -254,6 +263,9 @@ class ResourceModel(RegressorMixin, BaseEstimator):
             low = 1.0 if t == "II" or (t == "latency" and not shares) else 0.0
             out[t] = self._apply(pred[t], sh[t], low)
         out["DSP"] = np.minimum(out["DSP"], D["dsp_max"])
+        if not shares:  # a layer's own bounds are counts; shares are parts of a network's
+            out = {t: np.maximum(_outward(v, quantile), 1.0 if t == "II" or t == "latency" else 0.0)
+                   for t, v in out.items()}
         return pd.DataFrame(out, columns=list(TARGETS)), D
 
     def predict(self, X: Sequence[LayerSpec] | pd.DataFrame, quantile: float | None = None) -> pd.DataFrame:
@@ -292,7 +304,8 @@ class ResourceModel(RegressorMixin, BaseEstimator):
         for t in TARGETS:
             scale = 1.0 if t in ("DSP", "II") else float(np.exp(self.net_params_[f"net.{t}.tau"][0]))
             total = float(tot[t][0])
-            factor = float(np.expm1(np.log1p(total) + sh[t]) / total) if total > 0 else 1.0
+            # a bound below log1p = 0 is a count below 0: it is 0
+            factor = float(max(np.expm1(np.log1p(total) + sh[t]), 0.0) / total) if total > 0 else 1.0
             lay = chained(self.net_params_, L[t]) if t == "latency" else L[t]
             rows[t] = np.append(lay * scale, glue[t][0] if t != "II" else 0.0) * factor
         rows["DSP"][:-1] = np.minimum(rows["DSP"][:-1], D["dsp_max"])
@@ -303,6 +316,15 @@ class ResourceModel(RegressorMixin, BaseEstimator):
         br.loc[br.index[-1], "latency"] += max(1.0 - float(br["latency"].sum()), 0.0)
         totals = {t: float(br[t].sum()) for t in TARGETS}
         totals["II"] = float(max(br["II"].max(), 1.0))
+        if quantile is not None:  # bounds of counts, rounded outward; the rows scale along
+            for t in TARGETS:
+                v = max(float(_outward(np.array(totals[t]), quantile)),
+                        1.0 if t in ("II", "latency") else 0.0)
+                if t == "DSP":  # never above what the multiplications can use
+                    v = min(v, max(totals[t], float(D["dsp_max"].sum() + br["DSP"].iat[-1])))
+                if t != "II" and totals[t] > 0:
+                    br[t] = br[t] * (v / totals[t])
+                totals[t] = v
         return NetworkPrediction(totals, br, check_domain(frame, self.domain_), quantile)
 
     def predict_network(self, specs: Sequence[LayerSpec] | pd.DataFrame,
