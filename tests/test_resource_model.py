@@ -138,7 +138,7 @@ def test_interval_quantiles_widen_for_few_held_out_sources() -> None:
     0.5 + (q - 0.5)(n + 1)/n, so that a new source falls inside [q05, q95] about as often as
     promised; every source weighs the same whatever its number of rows."""
     from connas4ml_torch.hardware.analytic.fitting import QGRID
-    from connas4ml_torch.hardware.model import _wquantile
+    from connas4ml_torch.hardware.analytic.fitting import interval_quantiles as _wquantile
 
     r = np.array([-2.0, -1.0, 1.0, 2.0, 2.0, 2.0])
     g = np.array(["a", "b", "c", "d", "d", "d"], dtype=object)  # d: three rows, one source

@@ -29,13 +29,14 @@ from connas4ml_torch.hardware.analytic.correction import DSP_LOGIT, TARGETS, cha
 from connas4ml_torch.hardware.analytic.fitting import (
     QGRID,
     fit_params,
+    interval_quantiles,
     layer_data,
     layer_predictions,
     loso_residuals,
     net_data,
     network_arrays,
+    outward_bound,
     shrinkage,
-    source_weights,
 )
 from connas4ml_torch.hardware.analytic.network import latency_contributions
 from connas4ml_torch.hardware.analytic.persist import DEFAULT_MODEL_PATH, load_model, save_model
@@ -110,30 +111,6 @@ def _warn_domain(findings: Sequence[Any] = ()) -> None:
         detail = summarize_domain(findings)
         msg = _DOMAIN_MSG + (f": {detail}" if detail else "")
         warnings.warn(msg, OutOfDomainWarning, stacklevel=3)
-
-
-def _outward(v: np.ndarray, quantile: float | None) -> np.ndarray:
-    """An interval bound of a count (LUT, DSP, cycles...) rounded away from the point: a lower
-    bound of 0.02 DSP means 0, an upper bound of 12.3 cycles means 13 (the point is left as it
-    is: it is an expectation, not a count)."""
-    if quantile is None or quantile == 0.5:
-        return v
-    return np.floor(v + 1e-9) if quantile < 0.5 else np.ceil(v - 1e-9)
-
-
-def _wquantile(r: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Held-out residual quantiles at ``QGRID``, every source weighing the same. With ``n``
-    sources the levels are stretched away from the median by ``(n + 1) / n`` (the split-conformal
-    finite-sample correction, sources being the exchangeable units): the empirical quantiles of
-    ~20 held-out sources cover a new source less often than their nominal level."""
-    if r.size == 0:
-        return np.zeros(len(QGRID))
-    w = source_weights(groups)
-    n = len(set(groups.tolist()))
-    o = np.argsort(r)
-    cw = np.cumsum(w[o]) / w.sum()
-    levels = np.clip(0.5 + (QGRID - 0.5) * (n + 1) / n, 0.0, 1.0)
-    return np.interp(levels, cw - w[o] / (2 * w.sum()), r[o])
 
 
 class ResourceModel(RegressorMixin, BaseEstimator):
@@ -212,10 +189,10 @@ class ResourceModel(RegressorMixin, BaseEstimator):
             res, grp = loso_residuals(ld, nd, self.ridge, self.network_ridge, self.params_)
             for t in TARGETS:
                 r, g_ = res["layer"][t], grp["layer"][t]
-                self.intervals_["layer"][t] = _wquantile(r, g_)
+                self.intervals_["layer"][t] = interval_quantiles(r, g_)
                 self.interval_counts_["layer"][t] = int(r.size)
                 rm, gm = res["model"][t], grp["model"][t]
-                self.intervals_["model"][t] = (_wquantile(rm, gm) if rm.size >= 5
+                self.intervals_["model"][t] = (interval_quantiles(rm, gm) if rm.size >= 5
                                                else self.intervals_["layer"][t])
                 self.interval_counts_["model"][t] = int(rm.size)
                 use = (rm, gm) if rm.size >= 8 else (r, g_)
@@ -264,7 +241,7 @@ class ResourceModel(RegressorMixin, BaseEstimator):
             out[t] = self._apply(pred[t], sh[t], low)
         out["DSP"] = np.minimum(out["DSP"], D["dsp_max"])
         if not shares:  # a layer's own bounds are counts; shares are parts of a network's
-            out = {t: np.maximum(_outward(v, quantile), 1.0 if t == "II" or t == "latency" else 0.0)
+            out = {t: np.maximum(outward_bound(v, quantile), 1.0 if t == "II" or t == "latency" else 0.0)
                    for t, v in out.items()}
         return pd.DataFrame(out, columns=list(TARGETS)), D
 
@@ -318,7 +295,7 @@ class ResourceModel(RegressorMixin, BaseEstimator):
         totals["II"] = float(max(br["II"].max(), 1.0))
         if quantile is not None:  # bounds of counts, rounded outward; the rows scale along
             for t in TARGETS:
-                v = max(float(_outward(np.array(totals[t]), quantile)),
+                v = max(float(outward_bound(np.array(totals[t]), quantile)),
                         1.0 if t in ("II", "latency") else 0.0)
                 if t == "DSP":  # never above what the multiplications can use
                     v = min(v, max(totals[t], float(D["dsp_max"].sum() + br["DSP"].iat[-1])))
