@@ -69,7 +69,7 @@ class WeightKind(LayerKind):
             w = w[(slice(None), slice(None)) + (slice(lo, lo + kernel),) * (w.dim() - 2)]
         scale = 2.0 ** (math.ceil(float(mod.weight_log2_threshold.detach())) - (bits - 1))
         lo_i, hi_i = int_range(bits, signed=True, narrow=True)
-        q = torch.clamp(torch.round(w.double() / scale), lo_i, hi_i).to(torch.int64).numpy()
+        q = torch.clamp(torch.round(w.double() / scale), lo_i, hi_i).to(torch.int64).cpu().numpy()
         q = q.reshape(q.shape[0], q.shape[1], -1)
         digits = csd_digits(q.ravel()).reshape(q.shape).sum(axis=2)
         nz = (q != 0).sum(axis=2)
@@ -103,7 +103,7 @@ class WeightKind(LayerKind):
             w_full, b_full = mod.effective_weight().detach(), mod.effective_bias().detach()
         w = w_full[:ch["width"]]
         if in_width is not None:  # input features kept when the producer keeps its first channels
-            w = w.index_select(1, torch.arange(in_width * block))
+            w = w.index_select(1, torch.arange(in_width * block, device=w.device))
         b = b_full[:ch["width"]]
         return w, (b if mod.has_bias or mod.bn is not None else torch.zeros_like(b))
 

@@ -44,6 +44,8 @@ class DerivedNet(nn.Module):
 def derive_model(supernet, choices: dict[str, dict[str, int]]) -> DerivedNet:
     """Brevitas model for ``choices`` (a complete ``{layer: {kind: value}}`` mapping)."""
     graph = supernet.graph
+    # the new Brevitas layers are built on the CPU; the whole model goes where the supernet is
+    device = next(supernet.parameters(), torch.zeros(())).device
     net = copy.deepcopy(supernet.net)
     was_training = supernet.training
     # choices over whole blocks first (a skipped block becomes nn.Identity, a kept one is
@@ -69,10 +71,10 @@ def derive_model(supernet, choices: dict[str, dict[str, int]]) -> DerivedNet:
     _replace(net, replacements)
     iq = supernet.input_quant
     model = DerivedNet(make_quantizer(iq.log2_threshold, choices[iq.name]["bits"], relu=False),
-                       net, choices)
+                       net, choices).to(device)
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros(graph.input_shape))
+            model.eval()(torch.zeros(graph.input_shape, device=device))
     except RuntimeError as exc:
         raise ValueError(
             "derive(): the derived network does not run with the chosen widths. The model's "

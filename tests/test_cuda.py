@@ -1,0 +1,52 @@
+"""The search on a CUDA device: supernet, cost tables, joint search, selection and derivation
+all stay on the supernet's device (run on a GPU machine; skipped where torch sees no CUDA)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import connas4ml_torch as cn
+from connas4ml_torch.training import TensorBatches
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+HLS = cn.HLSConfig(backend="Vitis", part="xcvu13p-flga2577-2-e", io_type="io_parallel",
+                   strategy="Latency", reuse_factor=1)
+
+
+def _task(n: int = 1024):
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(5, 16, generator=g) * 1.2
+    y = torch.randint(0, 5, (n,), generator=g)
+    return centres[y] + torch.randn(n, 16, generator=g), y
+
+
+@pytest.mark.parametrize("sampling", ["softmax", "reinforce"])
+def test_search_and_derive_stay_on_the_gpu(sampling):
+    x, y = _task()
+    dev = torch.device("cuda")
+    x, y = x.to(dev), y.to(dev)
+    net = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(),
+                        nn.Linear(16, 5))
+    space = cn.SearchSpace(width={"0": [8, 16, 32], "2": [8, 16]}, weight_bits=[3, 5, 8],
+                           act_bits=[4, 8])
+    sn = cn.searchable(net, space, example_input=x[:64].cpu()).to(dev)
+    cost = cn.ResourceModel.default()
+    probe = cn.Search(sn, cost, HLS)
+    budget = probe.minimum["LUT"] * 3
+    search = cn.Search(sn, cost, HLS, constraints={"LUT": budget}, warmup_steps=4)
+    sn.set_sampling(sampling)
+    opt = torch.optim.Adam(sn.weight_parameters(), 3e-3)
+    train = TensorBatches(x[:768], y[:768], 64, torch.Generator().manual_seed(1))
+    val = TensorBatches(x[768:], y[768:], 64, torch.Generator().manual_seed(2))
+    search.fit(train, val, F.cross_entropy, opt, 2, progress=False)
+    sel = search.selection(search.validation_score(val, F.cross_entropy))
+    model = search.derive(sel)
+    assert {p.device.type for p in model.parameters()} == {"cuda"}
+    assert sel.resources["LUT"] <= budget
+    sn.eval(), model.eval()
+    with torch.no_grad(), sn.fixed(sel.choices):
+        assert torch.equal(model(x[:128]), sn(x[:128]))  # derived == one-hot supernet
