@@ -13,6 +13,12 @@
 # 3. records the wall time of each run (GPU held for the whole run) in
 #    benchmarks/results/gpu_full.json and a RESULTS.md section.
 # Without a CUDA device it says so and exits 0.
+#
+# Install on the GPU machine: a CUDA build of torch first (the Makefile pins the CPU wheel), e.g.
+#   python -m venv .venv && .venv/bin/pip install torch && .venv/bin/pip install -e ".[dev]"
+# Measured on one H200 (2026-12-04, RESULTS.md): calo_filter_search.py --size medium --variants
+# budget took 7.4 min (baseline QAT 43 s, search 169 s, three fixed networks most of the rest);
+# --size full has ~1.6x the steps at 4x the batch: plan 15-25 min for calo, more with --with-peer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
