@@ -50,3 +50,15 @@ def test_search_and_derive_stay_on_the_gpu(sampling):
     sn.eval(), model.eval()
     with torch.no_grad(), sn.fixed(sel.choices):
         assert torch.equal(model(x[:128]), sn(x[:128]))  # derived == one-hot supernet
+
+
+def test_a_model_on_the_gpu_exports_bit_exact_and_stays_there(tmp_path):
+    """export_to_hls works from a CPU copy; the user's model is left on its device."""
+    x, _ = _task(256)
+    net = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 5))
+    space = cn.SearchSpace(weight_bits=[6], act_bits=[8])
+    model = cn.searchable(net, space, example_input=x[:64]).derive().to("cuda").eval()
+    prj = cn.export_to_hls(model, cn.HLSConfig(backend="Vitis", io_type="io_parallel"),
+                           tmp_path / "prj", example_input=x, progress=False)
+    assert prj.verification.bit_exact
+    assert {p.device.type for p in model.parameters()} == {"cuda"}

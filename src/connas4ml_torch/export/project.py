@@ -127,6 +127,15 @@ def check_example(x: Any) -> Tensor:
     return x.detach().float().cpu()
 
 
+def _on_cpu(model: nn.Module) -> nn.Module:
+    """The model itself on the CPU, or a CPU copy of a model trained elsewhere (a GPU): QONNX
+    export and the C-simulation check run on the CPU, and the user's model stays where it is."""
+    if isinstance(model, nn.Module) and any(
+            t.device.type != "cpu" for t in [*model.parameters(), *model.buffers()]):
+        return copy.deepcopy(model).cpu()
+    return model
+
+
 def _prepare_dir(target: Path, overwrite: bool) -> Path:
     """Refuse a non-empty existing ``target`` unless ``overwrite``; a fresh temporary sibling."""
     if target.exists() and not target.is_dir():
@@ -224,6 +233,7 @@ def export_to_hls(
     """
     output_dir = Path(output_dir)
     example_input = check_example(example_input)
+    model = _on_cpu(model)
     if not isinstance(hls_config, HLSConfig):
         raise ExportError(f"hls_config must be an HLSConfig, got {type(hls_config).__name__}")
     if verify and not compile:
