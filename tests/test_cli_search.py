@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from connas4ml_torch.cli import main as cli_main
@@ -86,6 +87,7 @@ def _bad(**changes):
     (_bad(schedule__lr=float("nan")), r"schedule\.lr: expected a finite number, got nan"),
     (_bad(schedule__warmup_epochs=-1), r"schedule\.warmup_epochs: expected a value >= 0"),
     (_bad(export={"n_verify": -3}), r"export\.n_verify: expected a value >= 1, got -3"),
+    (_bad(device="gpu0"), r"device: expected a torch device such as 'cpu', 'cuda'"),
 ])
 def test_invalid_configs_give_documented_errors(cfg, message):
     with pytest.raises(ConfigError, match=message):
@@ -99,6 +101,20 @@ def test_config_file_errors_name_the_file(tmp_path):
     with pytest.raises(ConfigError, match=r"c\.yaml: unknown key schedule\.epoch \(did you mean "
                                           r"'epochs'\?\)"):
         load_config(path)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+def test_a_device_this_machine_lacks_is_refused_before_any_work(tmp_path, capsys):
+    cfg = _bad(device="cuda", output=str(tmp_path / "out"))
+    assert RunConfig.from_dict(cfg).device == "cuda"  # a saved config loads on any machine
+    path = tmp_path / "gpu.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert cli_main(["search", str(path), "--quiet", "--no-export"]) == 2
+    assert "device: 'cuda' is not available on this machine" in capsys.readouterr().err
+    path.write_text(yaml.safe_dump(_bad(output=str(tmp_path / "out"))))  # --device overrides
+    assert cli_main(["search", str(path), "--quiet", "--no-export", "--device", "cuda:1"]) == 2
+    assert "device: 'cuda:1' is not available" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "baseline.json").exists()
 
 
 def test_bad_entry_point_and_cli_exit_code(tmp_path, capsys):

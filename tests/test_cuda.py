@@ -3,6 +3,8 @@ all stay on the supernet's device (run on a GPU machine; skipped where torch see
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -62,3 +64,21 @@ def test_a_model_on_the_gpu_exports_bit_exact_and_stays_there(tmp_path):
                            tmp_path / "prj", example_input=x, progress=False)
     assert prj.verification.bit_exact
     assert {p.device.type for p in model.parameters()} == {"cuda"}
+
+
+def test_the_run_pipeline_on_the_gpu(tmp_path):
+    """A config with ``device: cuda``: baseline, search, selection, fine-tune and export."""
+    from connas4ml_torch import configs
+    from connas4ml_torch.run import load_config, run
+
+    demo = Path(configs.__file__).parent / "jet_demo.yaml"
+    cfg = load_config(demo).replace(device="cuda", output=str(tmp_path),
+                                                       progress=False)
+    cfg.schedule.epochs = cfg.schedule.baseline_epochs = 2
+    cfg.schedule.warmup_epochs, cfg.schedule.finetune_epochs = 0, 1
+    cfg.schedule.max_steps_per_epoch = 6
+    result = run(cfg)
+    assert {p.device.type for p in result.model.parameters()} == {"cuda"}
+    assert result.bit_exact is True
+    for r, b in result.budgets.items():
+        assert result.rows["searched"][r] <= b, r

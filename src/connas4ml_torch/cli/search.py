@@ -16,6 +16,7 @@ def register(sub: argparse._SubParsersAction, name: str, help_text: str) -> None
     p.add_argument("--epochs", type=int, help="override schedule.epochs (and baseline_epochs)")
     p.add_argument("--max-steps", type=int, help="override schedule.max_steps_per_epoch")
     p.add_argument("--no-export", action="store_true", help="skip the hls4ml export")
+    p.add_argument("--device", help="override the config's device (cpu, cuda, cuda:1, mps)")
     p.add_argument("--check", action="store_true",
                    help="validate the config and resolve the search space against the model "
                         "(no training), then exit")
@@ -44,6 +45,8 @@ def _overrides(cfg, args: argparse.Namespace):
     changes = {"schedule": sch}
     if args.output:
         changes["output"] = args.output
+    if args.device:
+        changes["device"] = args.device
     if args.no_export:
         changes["export"] = dataclasses.replace(cfg.export, enabled=False)
     if args.quiet:

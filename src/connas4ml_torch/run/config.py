@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from connas4ml_torch import schema
 from connas4ml_torch.errors import ConfigError
 from connas4ml_torch.hardware.config import HLSConfig
@@ -127,6 +129,10 @@ class RunConfig:
     # small to split, and on a busy machine spinning threads made a search 9x slower), else
     # torch's default
     threads: int | None = schema.setting(None, ge=1)
+    # where the baseline, the search and the fine-tune run ("cpu", "cuda", "cuda:1", "mps");
+    # checked against the machine when the run starts (a saved config loads anywhere); the
+    # export always runs on the CPU
+    device: str = "cpu"
     config_dir: str | None = None        # set by load_config: entry points may live beside it
     sweep_value: int | float | str | None = None  # set by sweep_configs: the swept value
 
@@ -137,6 +143,11 @@ class RunConfig:
             if isinstance(v, dict):  # built in Python from plain dicts
                 setattr(self, name, schema.from_dict(cls, v, name))
         schema.check(self, "")
+        try:
+            torch.device(self.device)
+        except (RuntimeError, TypeError):
+            raise ConfigError(f"device: expected a torch device such as 'cpu', 'cuda' or "
+                              f"'cuda:1', got {self.device!r}") from None
         if not self.model or ":" not in self.model:
             raise ConfigError(f"model: expected 'package.module:factory', got {self.model!r}")
         for key, v in self.budgets.items():  # names, shares of the part, finiteness

@@ -20,11 +20,18 @@ __all__ = ["Splits", "load_data", "entry_point"]
 
 @dataclass
 class Splits:
+    """Train, validation and test ``(x, y)`` tensors, the task and what the loader adds."""
+
     train: tuple[Tensor, Tensor]
     val: tuple[Tensor, Tensor]
     test: tuple[Tensor, Tensor]
     task: str
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def to(self, device: torch.device | str) -> Splits:
+        """The same splits with every tensor on ``device``."""
+        return Splits(*(tuple(t.to(device) for t in part)
+                        for part in (self.train, self.val, self.test)), self.task, dict(self.meta))
 
 
 def entry_point(spec: str, what: str, config_dir: str | None = None) -> Callable:

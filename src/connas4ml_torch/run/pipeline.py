@@ -17,13 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from connas4ml_torch.errors import ConfigError
 from connas4ml_torch.run.config import RunConfig
 from connas4ml_torch.run.data import Splits, entry_point, load_data
 from connas4ml_torch.run.results import RunResult, json_default, save_derived
 from connas4ml_torch.search.loop import atomic_save
 from connas4ml_torch.training import TensorBatches, evaluate, loss_fn, n_weights, train
 
-__all__ = ["run", "CHECKPOINT", "BASELINE"]
+__all__ = ["run", "run_device", "CHECKPOINT", "BASELINE"]
 
 CHECKPOINT = "checkpoint.pt"     # the search's periodic checkpoint (resume from it)
 BASELINE = "baseline.json"       # the finished baseline's figures (skipped on resume)
@@ -38,7 +39,8 @@ def _batches(split: tuple, size: int, seed: int, limit: int | None) -> TensorBat
     return TensorBatches(*split, size, torch.Generator().manual_seed(seed), limit)
 
 
-def _baseline(cfg: RunConfig, splits: Splits, factory, cost, hls, qname: str) -> dict[str, Any]:
+def _baseline(cfg: RunConfig, splits: Splits, factory, cost, hls, qname: str, example,
+              dev: torch.device) -> dict[str, Any]:
     """Uniform-precision quantization-aware training of the original widths."""
     import connas4ml_torch as cn
 
@@ -48,7 +50,7 @@ def _baseline(cfg: RunConfig, splits: Splits, factory, cost, hls, qname: str) ->
     _seed_all(cfg.seed)
     bits = sch.baseline_bits
     space = cn.SearchSpace(weight_bits=[bits], act_bits=[bits], bias_bits=cfg.space.bias_bits)
-    sn = cn.searchable(factory(**cfg.model_args), space, example_input=splits.train[0][:256])
+    sn = cn.searchable(factory(**cfg.model_args), space, example_input=example).to(dev)
     train(sn, _batches(splits.train, sch.batch_size, cfg.seed, sch.max_steps_per_epoch),
           loss_fn(splits.task), epochs, sch.lr, f"baseline {bits}-bit", cfg.progress)
     model = sn.derive()
@@ -78,6 +80,18 @@ def _threads(cfg: RunConfig, model: torch.nn.Module) -> int:
     return 1 if small else torch.get_num_threads()
 
 
+def run_device(cfg: RunConfig) -> torch.device:
+    """``cfg.device``, refused with what to do when this machine does not have it."""
+    dev = torch.device(cfg.device)
+    have = {"cpu": lambda: True, "cuda": torch.cuda.is_available,
+            "mps": lambda: torch.backends.mps.is_available()}.get(dev.type, lambda: True)
+    if not have() or (dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count()):
+        raise ConfigError(f"device: {cfg.device!r} is not available on this machine (torch "
+                          f"{torch.__version__}); set device: cpu, or install a torch build "
+                          "for that device")
+    return dev
+
+
 def _run(cfg: RunConfig, splits: Splits | None, cost_model, resume: bool) -> RunResult:
     import connas4ml_torch as cn
     from connas4ml_torch.plots import plot_breakdown, plot_probabilities
@@ -87,14 +101,16 @@ def _run(cfg: RunConfig, splits: Splits | None, cost_model, resume: bool) -> Run
     sch = cfg.schedule
     t_all = time.perf_counter()
     factory = entry_point(cfg.model, "model", cfg.config_dir)  # fail before loading data
+    dev = run_device(cfg)
     torch.set_num_threads(_threads(cfg, factory(**cfg.model_args)))
     _seed_all(cfg.seed)
     splits = splits or load_data(cfg)
+    example = splits.train[0][:256].cpu()  # the modules are traced on the CPU, then moved
+    splits = splits.to(dev)
     hls = cfg.hls
     cost = cost_model or cn.ResourceModel.default()
     lf = loss_fn(splits.task)
     qname = "accuracy" if splits.task == "classification" else "rel_mae"
-    example = splits.train[0][:256]
     rows: dict[str, dict[str, Any]] = {}
     wall: dict[str, float] = {}
 
@@ -105,14 +121,14 @@ def _run(cfg: RunConfig, splits: Splits | None, cost_model, resume: bool) -> Run
         if resume and done.is_file():
             rows["baseline"] = json.loads(done.read_text())
         else:
-            rows["baseline"] = _baseline(cfg, splits, factory, cost, hls, qname)
+            rows["baseline"] = _baseline(cfg, splits, factory, cost, hls, qname, example, dev)
             done.write_text(json.dumps(rows["baseline"], default=json_default))
         wall["baseline_s"] = rows["baseline"]["wall_s"]
 
     # 2. the search: the one public loop, checkpointed
     t0 = time.perf_counter()
     _seed_all(cfg.seed)
-    sn = cn.searchable(factory(**cfg.model_args), cfg.space, example_input=example)
+    sn = cn.searchable(factory(**cfg.model_args), cfg.space, example_input=example).to(dev)
     train_b = _batches(splits.train, sch.batch_size, cfg.seed, sch.max_steps_per_epoch)
     val_b = _batches(splits.val, sch.batch_size, cfg.seed + 1, None)
     search = cn.Search(sn, cost, hls, constraints=cfg.budgets, weights=cfg.tradeoff,
