@@ -43,7 +43,6 @@ from jet_precision_search import (  # noqa: E402
     quiet_domain_warnings,
     search_run,
     seed_all,
-    splits_to,
     sync,
     timed_train,
     train_fixed,
@@ -132,7 +131,7 @@ def main() -> None:
                                              "batch_size", "max_steps"))
     t_all = time.perf_counter()
     t0 = time.perf_counter()
-    splits = splits_to(load_calo_splits(size["n_samples"], args.seed), device)
+    splits = load_calo_splits(size["n_samples"], args.seed).to(device)
     data_s = time.perf_counter() - t0
     cost = load_cost_model()
     hls = calo_hls()

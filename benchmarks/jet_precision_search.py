@@ -81,14 +81,6 @@ def seed_all(seed: int) -> None:
     np.random.seed(seed)
 
 
-def splits_to(splits, device):
-    from connas4ml_torch.run import Splits
-
-    return Splits(*(tuple(t.to(device) for t in part) for part in (splits.train, splits.val,
-                                                                   splits.test)),
-                  splits.task, dict(splits.meta))
-
-
 def load_cost_model():
     """The default surrogate (imported from its module: the package's lazy export may lag)."""
     from connas4ml_torch.hardware.model import ResourceModel
@@ -384,7 +376,7 @@ def main() -> None:
     device = pick_device(args.device, args.threads)
     fractions = [float(f) for f in args.fractions.split(",")]
     t_all = time.perf_counter()
-    splits = splits_to(load_jet_splits(size["n_per_class"], args.seed, args.jobs), device)
+    splits = load_jet_splits(size["n_per_class"], args.seed, args.jobs).to(device)
     n_test = len(splits.test[1])
     cost = load_cost_model()
     hls = jet_hls()

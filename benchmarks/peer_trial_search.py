@@ -47,7 +47,6 @@ from jet_precision_search import (  # noqa: E402
     search_run,
     seed_all,
     space_ends,
-    splits_to,
     sync,
     timed_train,
 )
@@ -92,7 +91,7 @@ def main() -> None:
     ep, wu, ft, bs, tep = (size[k] for k in ("epochs", "warmup_epochs", "finetune_epochs",
                                              "batch_size", "trial_epochs"))
     lr = SCHEDULE["lr"]
-    splits = splits_to(load_jet_splits(size["n_per_class"], args.seed, args.jobs), device)
+    splits = load_jet_splits(size["n_per_class"], args.seed, args.jobs).to(device)
     cost = load_cost_model()
     hls = jet_hls()
     space = jet_space(args.widths)
