@@ -114,3 +114,13 @@ def test_foreign_files_are_refused(tmp_path) -> None:
         ResourceModel.load(tmp_path / "dict.skops")
     with pytest.raises(FileNotFoundError):
         ResourceModel.load(tmp_path / "absent.skops")
+
+
+def test_a_model_of_an_older_hardware_model_is_refused_with_what_to_do(fitted, tmp_path) -> None:
+    """A file fitted when the FF correction had fewer components: a clear error naming the file
+    and the refit, not a shape error deep inside predict()."""
+    m = ResourceModel.load(fitted)
+    m.params_ = dict(m.params_, **{"FF.u": m.params_["FF.u"][:4]})
+    old = m.save(tmp_path / "older.skops")
+    with pytest.raises(UnsafeFileError, match=r"older\.skops.*older version.*FF.*refit"):
+        ResourceModel.load(old)

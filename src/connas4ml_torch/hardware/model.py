@@ -38,7 +38,7 @@ from connas4ml_torch.hardware.analytic.fitting import (
     outward_bound,
     shrinkage,
 )
-from connas4ml_torch.hardware.analytic.network import latency_contributions
+from connas4ml_torch.hardware.analytic.network import array_registers, latency_contributions
 from connas4ml_torch.hardware.analytic.persist import DEFAULT_MODEL_PATH, load_model, save_model
 from connas4ml_torch.hardware.analytic.reports import project_layers, training_rows
 from connas4ml_torch.hardware.costmodel import (
@@ -234,6 +234,7 @@ class ResourceModel(RegressorMixin, BaseEstimator):
         if shares:  # the layer inside a network: its pipeline share, chained with the others
             pred["latency"] = chained(self.net_params_, latency_contributions(
                 frame, pred["latency_raw"], pred["II"]))
+            pred["FF"] = pred["FF"] + array_registers(frame)
         sh = self._shift(level, quantile)
         out = {}
         for t in TARGETS:

@@ -19,7 +19,11 @@ from connas4ml_torch.hardware.analytic.correction import (
     predict_totals,
 )
 from connas4ml_torch.hardware.analytic.layers import COMPONENTS
-from connas4ml_torch.hardware.analytic.network import latency_contributions, network_glue
+from connas4ml_torch.hardware.analytic.network import (
+    array_registers,
+    latency_contributions,
+    network_glue,
+)
 
 __all__ = ["QGRID", "LayerData", "NetData", "layer_data", "net_data", "fit_params",
            "network_arrays", "loso_residuals", "source_weights", "interval_quantiles",
@@ -94,6 +98,7 @@ def network_arrays(params: dict[str, np.ndarray], frame: pd.DataFrame,
     """(per-layer predictions with latency as network shares, aggregates S, glue components G)."""
     L = layer_predictions(params, D, dsp_logit)
     L["latency"] = latency_contributions(frame, L.pop("latency_raw"), L["II"])
+    L["FF"] = L["FF"] + array_registers(frame)
     S = {t: float(L[t].sum()) for t in TARGETS if t != "II"}
     S["latency_unit"] = float(np.minimum(L["latency"], 1.0).sum())
     S["II"] = float(L["II"].max()) if len(L["II"]) else 1.0

@@ -27,12 +27,12 @@ from connas4ml_torch.hardware.analytic.primitives import (
     lut_per_product,
 )
 
-__all__ = ["COMPONENTS", "BOUNDS", "layer_counts", "layer_inputs"]
+__all__ = ["COMPONENTS", "BOUNDS", "layer_counts", "layer_inputs", "register_cuts"]
 
 # resource -> analytic components (columns of layer_counts) the learned correction weighs
 COMPONENTS: dict[str, tuple[str, ...]] = {
     "LUT": ("lut_mult", "lut_add", "lut_io", "lut_act", "lut_buf"),
-    "FF": ("ff_static", "ff_dyn", "ff_stage", "ff_buf"),
+    "FF": ("ff_static", "ff_dyn", "ff_stage", "ff_buf", "ff_cut", "ff_arr"),
     "BRAM_18K": ("bram_w", "bram_tab"),
     "latency": ("lat_iter", "lat_pix", "lat_depth", "lat_depth_7s"),
     "II": ("ii_iter", "ii_pix"),
@@ -45,6 +45,12 @@ DEPTH_SCALED = {"ff_dyn": "excess", "ff_stage": "min1"}
 # relative logic speed of a family's -1/-2 parts against UltraScale+ (csynth delay models)
 _SPEED = {"zynq": 1.8, "artix7": 1.8, "virtex7": 1.3, "kintexu": 1.15}
 _LUT_CORNERS = ((9.0, 9.0), (np.inf, 4.0), (4.0, np.inf))
+# register cuts of an unrolled constant-weight datapath (``register_cuts``): the HLS scheduler
+# fills each clock (less its uncertainty margin) ASAP; delays in ns at UltraScale+ speed
+_CUT_CLOCK_SHARE = 0.8          # usable share of the clock period (12.5-27% uncertainty)
+_CUT_T_PRODUCT = 1.5            # a constant (shift-and-add) product
+_CUT_T_ADD = (0.2, 0.02)        # one carry-chain adder of b bits: 0.2 + 0.02 b
+_CUT_MAX = 64                   # cuts evaluated at most (a deeper path is clipped there)
 
 
 def _prod(t: object) -> float:
@@ -128,6 +134,30 @@ def _lut_mult_env(cost, wb: np.ndarray, ib: np.ndarray) -> np.ndarray:
     return env
 
 
+def register_cuts(nz: np.ndarray, n_out: np.ndarray, wb: np.ndarray, ib: np.ndarray, ab: np.ndarray,
+                  levels: np.ndarray, clock: np.ndarray, speed: np.ndarray) -> np.ndarray:
+    """Register bits of a fully unrolled constant-weight datapath (one pipeline iteration).
+
+    The scheduler packs the path (a constant product, then the adder tree's ``levels``) into
+    clocks ASAP; each clock boundary the path crosses is a cut, and a cut registers what is live
+    there: the ``nz`` products before the tree, ``n_out * fan / 2^j`` partial sums of ``ab``
+    bits after ``j`` tree levels, the ``n_out`` outputs once the trees are done. A path shorter
+    than one clock has no cut (0 FF, as synthesized). docs/hardware_model.md, "Registers".
+    """
+    fan = np.maximum(nz / np.maximum(n_out, 1.0), 1.0)
+    t_prod = _CUT_T_PRODUCT * speed
+    t_add = (_CUT_T_ADD[0] + _CUT_T_ADD[1] * ab) * speed
+    t_cut = _CUT_CLOCK_SHARE * clock
+    cuts = np.clip(np.ceil((t_prod + levels * t_add) / t_cut) - 1.0, 0.0, _CUT_MAX)
+    bits = np.zeros_like(fan)
+    for k in range(1, int(cuts.max(initial=0.0)) + 1):
+        t = k * t_cut
+        done = np.maximum(t - t_prod, 0.0) / t_add  # tree levels finished at this cut
+        live = np.where(t < t_prod, nz * (wb + ib), n_out * ab * np.maximum(fan * 2.0 ** -done, 1.0))
+        bits += np.where(cuts >= k, live, 0.0)
+    return bits
+
+
 def layer_counts(df: pd.DataFrame, e2: np.ndarray | None = None) -> pd.DataFrame:
     """Analytic per-layer counts (columns ``COMPONENTS`` values and ``BOUNDS``) of a LayerSpec
     table; ``e2``: per row, whether the part has DSP48E2 slices (default True)."""
@@ -194,10 +224,21 @@ def layer_counts(df: pd.DataFrame, e2: np.ndarray | None = None) -> pd.DataFrame
     always = w & (res | stream)
     # (a ROM's output register sits inside the BRAM primitive: not fabric FFs)
     out["ff_static"] = np.where(always, n_out * ab * par, 0.0)
-    # the datapath's mean width (inputs, products, tree levels, outputs) times the cuts
+    # an unrolled constant datapath (io_parallel Latency strategy, which keeps its shift-and-
+    # add products at any RF): the live bits at each clock boundary its path crosses, from the
+    # HLS delay of products and adders (``register_cuts``). The Resource kernels keep their
+    # accumulator loop even at RF 1 (the depth-scaled registers below)
+    unrolled = const & ~stream & ~res
+    out["ff_cut"] = np.where(unrolled, register_cuts(nz, n_out, wb, ib, ab, levels, x["clock"],
+                                                     x["speed"]) * par, 0.0)
+    # an io_parallel conv computing its positions over several iterations fills its completely
+    # partitioned output array one position at a time: the whole array is held in registers
+    out["ff_arr"] = np.where(conv & ~stream & (n_iter > 1), n_out * P * rb, 0.0)
+    # the other datapaths (ROM-fed, folded, streamed): the mean width (inputs, products, tree
+    # levels, outputs) times the learned depth's cuts, plus one cut of the outputs
     width = (F * ib + mults * ab + n_out * ab * levels) / (levels + 2.0)
-    out["ff_dyn"] = np.where(w, width * par, 0.0)
-    out["ff_stage"] = np.where(w, n_out * ab * par, 0.0)
+    out["ff_dyn"] = np.where(w & ~unrolled, width * par, 0.0)
+    out["ff_stage"] = np.where(w & ~unrolled, n_out * ab * par, 0.0)
     # io_stream convs: line buffer of (k_h-1) rows plus the window, in shift-register LUTs
     line = np.where(conv & stream, ((x["k_h"] - 1.0) * x["in_w"] + K) * n_in * ib, 0.0)
     out["lut_buf"] = line / 32.0

@@ -146,4 +146,12 @@ def load_model(cls: type, path: str | Path) -> Any:
         raise UnsafeFileError(f"{path}: not a fitted ResourceModel of this version (refit it with "
                               "`python -m connas4ml_torch.hardware.fit_default` or "
                               "`connas4ml surrogate fit`)")
+    from connas4ml_torch.hardware.analytic.layers import COMPONENTS
+
+    stale = [t for t, comps in COMPONENTS.items()
+             if len(np.asarray(obj.params_.get(f"{t}.u", ()))) != len(comps)]
+    if stale:
+        raise UnsafeFileError(f"{path}: fitted by an older version of the hardware model (its {stale} "
+                              "corrections have a different number of components); refit it on your "
+                              "reports with `connas4ml surrogate fit` or `ResourceModel().fit(...)`")
     return obj
