@@ -147,7 +147,8 @@ def search_run(factory, splits, space, cost, hls, *, budgets=None, tradeoff=None
                lr: float = SCHEDULE["lr"], arch_lr: float = SCHEDULE["arch_lr"],
                dual_lr: float = SCHEDULE["dual_lr"], temperature=SCHEDULE["temperature"],
                margin_quantile: float | None = None, arch_every: int = 1,
-               sampling: str = "softmax", sandwich: bool | None = None) -> dict[str, Any]:
+               sampling: str = "softmax", sandwich: bool | None = None,
+               settle_epochs: int = 0) -> dict[str, Any]:
     """One search as the run pipeline's (``Search.fit``, the library's one loop), on
     ``device``; then ``derive()``.
 
@@ -169,9 +170,10 @@ def search_run(factory, splits, space, cost, hls, *, budgets=None, tradeoff=None
     search = cn.Search(sn, cost, hls, constraints=budgets or {}, weights=tradeoff or {},
                        arch_lr=arch_lr, dual_lr=dual_lr, warmup_steps=warmup_epochs * steps,
                        temperature=tuple(temperature),
-                       anneal_steps=max(1, (epochs - warmup_epochs) * steps // arch_every),
+                       anneal_steps=max(1, (epochs - warmup_epochs - settle_epochs) * steps
+                                        // arch_every),
                        margin_quantile=margin_quantile, arch_every=arch_every,
-                       sandwich=sandwich)
+                       sandwich=sandwich, settle_steps=settle_epochs * steps)
     sn.set_sampling(sampling)
     opt = torch.optim.Adam(sn.weight_parameters(), lr)
     search.fit(train_b, val_b, lf, opt, epochs, progress=False)
@@ -360,6 +362,9 @@ def main() -> None:
                     help="train the widest network on every search step beside the sampled one "
                          "(SearchSettings.sandwich, BigNAS' sandwich rule; auto: where the "
                          "weight step samples one network)")
+    ap.add_argument("--settle-epochs", type=int, default=0,
+                    help="last search epochs that train the selected network alone "
+                         "(Search(settle_steps=...)); within --size's epochs")
     ap.add_argument("--jobs", type=int, default=1, help="processes generating jets (full size)")
     ap.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (0: torch default)")
     ap.add_argument("--no-baselines", action="store_true",
@@ -411,7 +416,7 @@ def main() -> None:
         res = search_run(jet_mlp, splits, space, cost, hls, budgets={"LUT": budget}, epochs=ep,
                          warmup_epochs=wu, batch=bs, seed=args.seed, device=device,
                          arch_every=args.arch_every, sampling=args.sampling,
-                         sandwich=SANDWICH[args.sandwich])
+                         sandwich=SANDWICH[args.sandwich], settle_epochs=args.settle_epochs)
         sandwiched = res["sandwich"]
         model, search, sel = res["model"], res["search"], res["selection"]
         acc = evaluate(model, *splits.test, "classification")
@@ -482,7 +487,7 @@ def main() -> None:
     })
     figures.update({
         "size": args.size, "device": str(device), "search_widths": args.widths,
-        "sandwich": sandwiched,
+        "sandwich": sandwiched, "settle_epochs": args.settle_epochs,
         "train_jets": len(splits.train[1]), "test_jets": n_test, "epochs": ep,
         "finetune_epochs": ft, "batch_size": bs, "accuracy_float": acc_float,
         "accuracy_8bit_qat": acc_q8, "parameters_8bit": q8_params,
@@ -511,7 +516,8 @@ def main() -> None:
         f"{n_test} test jets), device {device}{threads}, {ep} epochs (search: {wu} warm-up) + {ft} "
         f"fine-tune epochs, batch {bs}, architecture update every {args.arch_every} step(s), "
         f"sampling {args.sampling}"
-        f"{', sandwich rule (widest network trained every step)' if sandwiched else ''}. "
+        f"{', sandwich rule (widest network trained every step)' if sandwiched else ''}"
+        f"{f', the last {args.settle_epochs} search epochs train the selected network alone (settle phase)' if args.settle_epochs else ''}. "
         f"Space: weight and activation bits 2..8 per layer"
         f"{' and widths' if args.widths else ''}; hls4ml Vitis xcvu13p io_parallel Latency RF 1; "
         f"default cost model. Baselines: float {acc_float:.4f}; uniform 8-bit QAT {acc_q8:.4f} "

@@ -86,6 +86,8 @@ def _bad(**changes):
     (_bad(schedule__dual_lr=-0.1), r"schedule\.dual_lr: expected a value >= 0, got -0\.1"),
     (_bad(schedule__lr=float("nan")), r"schedule\.lr: expected a finite number, got nan"),
     (_bad(schedule__warmup_epochs=-1), r"schedule\.warmup_epochs: expected a value >= 0"),
+    (_bad(schedule__settle_epochs=9), r"schedule\.settle_epochs: 9 settle \+ 1 warm-up epochs leave "
+                                      r"none of the 10 epochs"),
     (_bad(export={"n_verify": -3}), r"export\.n_verify: expected a value >= 1, got -3"),
     (_bad(device="gpu0"), r"device: expected a torch device such as 'cpu', 'cuda'"),
 ])

@@ -16,25 +16,27 @@ class Stop(Exception):
     """Raised from ``on_step`` at a chosen step: a synchronised interruption, not a timed one."""
 
 
-def _search(cost, seed: int = 5):
+def _search(cost, seed: int = 5, settle_steps: int = 0):
     torch.manual_seed(seed)
     x, y = task(seed, n=1536)
     sn = cn.searchable(mlp(), cn.SearchSpace(**SPACE), example_input=x[:256])
     search = cn.Search(sn, cost, HLS, constraints={"LUT": 4e4}, arch_lr=0.05, dual_lr=0.2,
-                       warmup_steps=4, temperature=(1.0, 0.3), anneal_steps=30)
+                       warmup_steps=4, temperature=(1.0, 0.3), anneal_steps=30,
+                       settle_steps=settle_steps)
     opt = torch.optim.Adam(sn.weight_parameters(), 5e-3)
     train = TensorBatches(x[:1024], y[:1024], 64, torch.Generator().manual_seed(seed))
     val = TensorBatches(x[1024:], y[1024:], 64, torch.Generator().manual_seed(seed + 1))
     return search, opt, train, val
 
 
-def test_resume_after_interruption_is_bit_for_bit_the_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("settle", [0, 16], ids=["search", "interrupted while settling"])
+def test_resume_after_interruption_is_bit_for_bit_the_uninterrupted_run(tmp_path, settle):
     cost = cn.ResourceModel.default()
-    full, opt, tr, va = _search(cost)
+    full, opt, tr, va = _search(cost, settle_steps=settle)
     full.fit(tr, va, F.cross_entropy, opt, epochs=3, progress=False)
 
     ckpt = tmp_path / "ckpt.pt"
-    first, opt, tr, va = _search(cost)
+    first, opt, tr, va = _search(cost, settle_steps=settle)
 
     def stop_at_37(step: int) -> None:  # mid-epoch (16 steps an epoch), after a checkpoint at 35
         if step == 37:
@@ -47,7 +49,7 @@ def test_resume_after_interruption_is_bit_for_bit_the_uninterrupted_run(tmp_path
     assert state["search"]["step"] == 35 and state["epoch"] == 2
 
     torch.manual_seed(1234)  # a new process: its RNG state must not matter
-    resumed, opt, tr, va = _search(cost)
+    resumed, opt, tr, va = _search(cost, settle_steps=settle)
     resumed.fit(tr, va, F.cross_entropy, opt, epochs=3, progress=False, checkpoint=ckpt,
                 checkpoint_every=5, resume=True)
     assert resumed.step == full.step == 48
@@ -58,6 +60,39 @@ def test_resume_after_interruption_is_bit_for_bit_the_uninterrupted_run(tmp_path
         assert torch.equal(a[k], b[k]), k
     assert torch.equal(resumed.lambdas, full.lambdas)
     assert resumed.selection() == full.selection()
+    assert (resumed.settled is not None) == bool(settle) and resumed.settled == full.settled
+
+
+def test_settle_phase_trains_the_selected_network_with_the_architecture_frozen():
+    """settle_steps: the last steps of fit() train the network the selection picks at their
+    start, alone; the architecture does not move; selection()/derive() return that network,
+    whose outputs are the supernet's fixed at it."""
+    cost = cn.ResourceModel.default()
+    search, opt, tr, va = _search(cost, settle_steps=16)
+    sn = search.supernet
+    seen = {}
+
+    def at_step(step: int) -> None:
+        if step == 32:  # the last step before the settle phase (3 epochs of 16 batches)
+            seen["arch"] = [p.detach().clone() for p in sn.arch_parameters()]
+            seen["weights"] = [p.detach().clone() for p in sn.weight_parameters()]
+
+    search.fit(tr, va, F.cross_entropy, opt, epochs=3, progress=False, on_step=at_step)
+    assert search.step == 48 and search.settle_at == 32 and search.settled is not None
+    assert all(torch.equal(a, p) for a, p in zip(seen["arch"], sn.arch_parameters()))
+    assert any(not torch.equal(w, p) for w, p in zip(seen["weights"], sn.weight_parameters()))
+    sel = search.selection()
+    assert sel.candidate == "settled" and "settle phase" in sel.note and not sel.repairs
+    assert sel.choices == search.tables.choice_to_layers(search.settled)
+    assert all(sel.resources[r] <= b for r, b in search.budgets.items())
+    x, _ = task(9, n=64)
+    derived = search.derive(sel).eval()
+    sn.eval()
+    with torch.no_grad(), sn.fixed(sel.choices):
+        assert torch.allclose(derived(x), sn(x), atol=1e-5)
+    with pytest.raises(ValueError, match="settle_steps=48.*48 steps"):
+        s2, opt2, tr2, va2 = _search(cost, settle_steps=48)
+        s2.fit(tr2, va2, F.cross_entropy, opt2, epochs=3, progress=False)
 
 
 def test_checkpoint_is_replaced_atomically(tmp_path):

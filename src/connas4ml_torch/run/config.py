@@ -71,6 +71,7 @@ class Schedule:
     sampling: str = "auto"                          # see SEARCH_SAMPLING
     checkpoint_every: int | None = schema.setting(None, ge=1)  # steps; None: every epoch
     sandwich: bool | None = None                    # train the widest network too (None: auto)
+    settle_epochs: int = schema.setting(0, ge=0)    # last epochs: train the selected network alone
 
     def __post_init__(self) -> None:
         schema.check(self, "schedule")
@@ -84,6 +85,10 @@ class Schedule:
         if self.warmup_epochs > self.epochs:
             raise ConfigError(f"schedule.warmup_epochs: {self.warmup_epochs} is more than "
                               f"schedule.epochs ({self.epochs}); the architecture would never move")
+        if self.settle_epochs and self.warmup_epochs + self.settle_epochs >= self.epochs:
+            raise ConfigError(f"schedule.settle_epochs: {self.settle_epochs} settle + "
+                              f"{self.warmup_epochs} warm-up epochs leave none of the "
+                              f"{self.epochs} epochs to search in")
 
     def search_settings(self, steps_per_epoch: int) -> SearchSettings:
         """The :class:`SearchSettings` this schedule describes (warm-up and annealing in steps)."""
@@ -91,10 +96,11 @@ class Schedule:
             arch_lr=self.arch_lr, dual_lr=self.dual_lr,
             warmup_steps=self.warmup_epochs * steps_per_epoch,
             temperature=tuple(self.temperature),
-            anneal_steps=max(1, (self.epochs - self.warmup_epochs) * steps_per_epoch
-                             // self.arch_every),
+            anneal_steps=max(1, (self.epochs - self.warmup_epochs - self.settle_epochs)
+                             * steps_per_epoch // self.arch_every),
             margin_quantile=self.margin_quantile, arch_every=self.arch_every,
-            sampling=self.sampling, sandwich=self.sandwich)
+            sampling=self.sampling, sandwich=self.sandwich,
+            settle_steps=self.settle_epochs * steps_per_epoch)
 
 
 @dataclass

@@ -129,6 +129,31 @@ def _widest_backward(sn: nn.Module, net: nn.Module, widest: dict, x: Any, y: Any
                   "the widest network's training loss (sandwich rule)")
 
 
+# validation batches the settle phase scores its candidate networks on
+SETTLE_SCORE_BATCHES = 16
+
+
+def _settled_step(search: Search, net: nn.Module, val_iter: Iterator[Any], loss_fn: Callable,
+                  optimizer: torch.optim.Optimizer, x: Any, y: Any) -> Tensor:
+    """One step of the settle phase: on its first, the selection of that moment (scored on the
+    next validation batches) becomes ``search.settled``; every step trains that network alone
+    (no architecture step, no sandwich: it is the network ``derive()`` will return)."""
+    sn = search.supernet
+    if search.settled is None:
+        score = search.validation_score([next(val_iter) for _ in range(SETTLE_SCORE_BATCHES)], loss_fn)
+        chosen = [dict(search.selection(score).index)]
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # every replica scored its own validation batches: rank 0's network for all
+            torch.distributed.broadcast_object_list(chosen, src=0)
+        search.settled = chosen[0]
+    search.step += 1
+    optimizer.zero_grad()
+    with sn.fixed(search.tables.choice_to_layers(search.settled)):
+        loss = _backward(sn, net, x, y, loss_fn, search.step, "the settled network's training loss")
+    optimizer.step()
+    return loss
+
+
 def fit(search: Search, train_loader: Iterable, val_loader: Iterable, loss_fn: Callable,
         optimizer: torch.optim.Optimizer, epochs: int = 1, *, progress: bool = True,
         checkpoint: str | Path | None = None, checkpoint_every: int | None = None,
@@ -158,18 +183,32 @@ def fit(search: Search, train_loader: Iterable, val_loader: Iterable, loss_fn: C
         checkpoint = None  # the replicas are identical: one process writes the checkpoint
     val_iter = _cycle(val_loader)
     widest = sn.widest_choices()  # fixed by the space: computed once, not on every step
+    settle = search.settings.settle_steps
+    if settle and search.settle_at is None:  # a fresh run (a resumed one has it saved)
+        if not hasattr(train_loader, "__len__"):
+            raise ValueError("Search(settle_steps=...) needs a training loader with len() to know "
+                             "where the last steps begin; give one, or settle_steps=0")
+        steps = epochs * len(train_loader)
+        if settle >= steps:
+            raise ValueError(f"Search(settle_steps={settle}) leaves no step to search in: fit() runs "
+                             f"{steps} steps ({epochs} epochs of {len(train_loader)} batches); "
+                             "give fewer settle steps or more epochs")
+        search.settle_at = search.step + steps - settle
     for epoch in range(start_epoch, epochs):
         total = len(train_loader) if hasattr(train_loader, "__len__") else None
         bar = tqdm(train_loader, total=total, desc=f"search epoch {epoch + 1}/{epochs}",
                    disable=not progress, leave=False)
         for x, y in bar:
-            xv, yv = next(val_iter)
-            search.arch_step(lambda xv=xv, yv=yv: loss_fn(sn(xv), yv))
-            optimizer.zero_grad()
-            if search.sandwich:
-                _widest_backward(sn, net, widest, x, y, loss_fn, search.step)
-            loss = _backward(sn, net, x, y, loss_fn, search.step)
-            optimizer.step()
+            if settle and search.step >= search.settle_at:
+                loss = _settled_step(search, net, val_iter, loss_fn, optimizer, x, y)
+            else:
+                xv, yv = next(val_iter)
+                search.arch_step(lambda xv=xv, yv=yv: loss_fn(sn(xv), yv))
+                optimizer.zero_grad()
+                if search.sandwich:
+                    _widest_backward(sn, net, widest, x, y, loss_fn, search.step)
+                loss = _backward(sn, net, x, y, loss_fn, search.step)
+                optimizer.step()
             if progress:
                 bar.set_postfix(loss=f"{float(loss.detach()):.3f}", **search.short_postfix())
             if checkpoint is not None and every and search.step % every == 0:

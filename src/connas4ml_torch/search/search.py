@@ -27,7 +27,7 @@ from connas4ml_torch.hardware.resources import parse_budgets
 from connas4ml_torch.kinds import SAMPLED_IN_AUTO
 from connas4ml_torch.search.cost import CostTables
 from connas4ml_torch.search.estimators import checked_loss, reinforce_pair
-from connas4ml_torch.search.select import Repair, Selection, select
+from connas4ml_torch.search.select import Repair, Selection, select, settled_selection
 from connas4ml_torch.search.settings import SearchSettings, tradeoff_weights
 
 __all__ = ["Search", "InfeasibleBudgetError", "Repair", "Selection"]
@@ -63,6 +63,10 @@ class Search:
             sandwich rule), so the final selection rates wide candidates fairly; ``None``
             (default): on where the weight step samples one network (widths, blocks), off for
             the relaxations. One more forward/backward per step.
+        settle_steps: the last ``settle_steps`` steps of :meth:`fit` freeze the architecture at
+            the selection of that moment (scored on validation batches) and train that network
+            alone; :meth:`selection` and :meth:`derive` then return it. Within the epochs
+            given, so the search costs the same; the derived network needs no fine-tune.
     """
 
     def __init__(self, supernet, cost_model, hls: HLSConfig | None = None,
@@ -71,12 +75,13 @@ class Search:
                  temperature: tuple[float, float] = (1.0, 1.0), anneal_steps: int | None = None,
                  margin_quantile: float | None = None, example_input: Tensor | None = None,
                  arch_every: int = 1, argmax_in_dual: bool = True, sandwich: bool | None = None,
-                 settings: SearchSettings | None = None):
+                 settle_steps: int = 0, settings: SearchSettings | None = None):
         if settings is None:  # the keyword arguments, validated as a YAML schedule would be
             settings = SearchSettings(arch_lr=arch_lr, dual_lr=dual_lr, warmup_steps=warmup_steps,
                                       temperature=tuple(temperature), anneal_steps=anneal_steps,
                                       margin_quantile=margin_quantile, arch_every=arch_every,
-                                      argmax_in_dual=argmax_in_dual, sandwich=sandwich)
+                                      argmax_in_dual=argmax_in_dual, sandwich=sandwich,
+                                      settle_steps=settle_steps)
         self.settings = settings
         if settings.sampling is not None:
             supernet.set_sampling(settings.sampling)
@@ -109,6 +114,9 @@ class Search:
         self.anneal_steps = settings.anneal_steps
         self.step = 0
         self.arch_steps = 0
+        # settle phase (``settle_steps``): the step it starts at, and the network it trains
+        self.settle_at: int | None = None
+        self.settled: dict[int, int] | None = None
         self.history: list[dict[str, float]] = []
         self.prob_history: list[tuple[int, dict[str, list[float]]]] = []
         params = supernet.arch_parameters()
@@ -306,8 +314,11 @@ class Search:
         while the budgets hold (``fill_budget``), the candidates compared by ``score``
         (``choices -> validation loss``, e.g. :meth:`validation_score`) when given. The result
         holds the choices, their predicted resources, the repairs, a per-layer breakdown, the
-        share of the binding budget used and, when a smaller network was kept, why.
+        share of the binding budget used and, when a smaller network was kept, why. After a
+        settle phase (``settle_steps``) it is the network that phase trained (``score`` unused).
         """
+        if self.settled is not None:
+            return settled_selection(self, self.settled)
         return select(self, score, fill_budget)
 
     def validation_score(self, batches: Iterable, loss_fn: Callable
@@ -376,6 +387,8 @@ class Search:
             "prob_history": list(self.prob_history),
             "rng": torch.get_rng_state(),
             "cost_tables": self.tables.state_dict(),
+            "settle_at": self.settle_at,
+            "settled": None if self.settled is None else dict(self.settled),
         }
 
     def load_state_dict(self, state: dict[str, Any], restore_rng: bool = True) -> None:
@@ -395,5 +408,8 @@ class Search:
         if state.get("cost_tables") is not None:
             self.tables.load_state_dict(state["cost_tables"])
             self.minimum = self.tables.cheapest()
+        self.settle_at = state.get("settle_at")
+        settled = state.get("settled")
+        self.settled = None if settled is None else {int(k): int(v) for k, v in settled.items()}
         if restore_rng and state.get("rng") is not None:
             torch.set_rng_state(state["rng"])

@@ -29,7 +29,7 @@ from connas4ml_torch.errors import InfeasibleBudgetError
 if TYPE_CHECKING:
     from connas4ml_torch.search.search import Search
 
-__all__ = ["Repair", "Selection", "select"]
+__all__ = ["Repair", "Selection", "select", "settled_selection"]
 
 
 @dataclass(frozen=True)
@@ -255,3 +255,13 @@ def select(search: Search, score: Callable[[dict[str, dict[str, int]]], float] |
                             f"{s:.4g}" for n, s in bigger.items())
                 + f" vs {scores[best]:.4g})")
     return selection_at(search, cands[best], fixes[best], scores, note, best)
+
+
+def settled_selection(search: Search, choice: dict[int, int]) -> Selection:
+    """The network the settle phase trained (``Search.settled``). The weight-aware tables may
+    have moved while it trained (more non-zero weights, more signed digits): if it no longer
+    meets a budget it is repaired, and the repairs say so."""
+    fixed, repairs = repair(search, dict(choice))
+    return selection_at(search, fixed, repairs, candidate="settled",
+                        note=f"trained as this network for the last {search.settings.settle_steps} "
+                             "steps (settle phase)")

@@ -44,6 +44,11 @@ class SearchSettings:
     # None: on where the weight step runs one sampled network (widths or blocks sampled), off
     # where it runs the relaxation (every path gets its gradient anyway)
     sandwich: bool | None = None
+    # settle phase: the last ``settle_steps`` weight steps of ``fit`` train the network the
+    # selection picks at that moment (architecture frozen), so the derived network needs no
+    # fine-tune: the relaxation's mixture of bit widths is not the discrete network
+    # (docs/design.md, "Settling"); within the same epochs, so it costs no extra time
+    settle_steps: int = schema.setting(0, ge=0)
 
     def __post_init__(self) -> None:
         if isinstance(self.temperature, list):
