@@ -27,7 +27,7 @@ from connas4ml_torch.hardware.resources import parse_budgets
 from connas4ml_torch.kinds import SAMPLED_IN_AUTO
 from connas4ml_torch.search.cost import CostTables
 from connas4ml_torch.search.estimators import checked_loss, reinforce_pair
-from connas4ml_torch.search.select import Repair, Selection, select, settled_selection
+from connas4ml_torch.search.select import Repair, Selection, select, validation_score
 from connas4ml_torch.search.settings import SearchSettings, tradeoff_weights
 
 __all__ = ["Search", "InfeasibleBudgetError", "Repair", "Selection"]
@@ -317,29 +317,13 @@ class Search:
         share of the binding budget used and, when a smaller network was kept, why. After a
         settle phase (``settle_steps``) it is the network that phase trained (``score`` unused).
         """
-        if self.settled is not None:
-            return settled_selection(self, self.settled)
         return select(self, score, fill_budget)
 
     def validation_score(self, batches: Iterable, loss_fn: Callable
                          ) -> Callable[[dict[str, dict[str, int]]], float]:
         """``choices -> mean loss over batches`` of the supernet run as that one network with
         its shared weights (for :meth:`selection`)."""
-        batches = list(batches)
-
-        @torch.no_grad()
-        def score(choices: dict[str, dict[str, int]]) -> float:
-            sn = self.supernet
-            was = sn.training
-            sn.eval()
-            try:
-                with sn.fixed(choices):
-                    losses = [float(loss_fn(sn(x), y)) for x, y in batches]
-            finally:
-                sn.train(was)
-            return sum(losses) / max(len(losses), 1)
-
-        return score
+        return validation_score(self.supernet, batches, loss_fn)
 
     def discretize(self) -> tuple[dict[int, int], list[Repair]]:
         """Argmax choices (variable -> value index), stepped down until every budget holds."""

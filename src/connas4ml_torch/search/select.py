@@ -20,7 +20,7 @@ Pure: :func:`select` reads the search's state and returns a :class:`Selection`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -29,7 +29,7 @@ from connas4ml_torch.errors import InfeasibleBudgetError
 if TYPE_CHECKING:
     from connas4ml_torch.search.search import Search
 
-__all__ = ["Repair", "Selection", "select", "settled_selection"]
+__all__ = ["Repair", "Selection", "select", "settled_selection", "validation_score"]
 
 
 @dataclass(frozen=True)
@@ -222,8 +222,11 @@ def select(search: Search, score: Callable[[dict[str, dict[str, int]]], float] |
     The argmax repaired until it meets every budget; with budgets and ``fill_budget``, also the
     two filled networks and the largest uniform one (see the module docstring). With ``score``
     (``choices -> validation loss``, lower is better) the best-scoring candidate wins (ties: the
-    smaller); without it the network filled by the search's own preference is taken.
+    smaller); without it the network filled by the search's own preference is taken. After a
+    settle phase, the network it trained (:func:`settled_selection`).
     """
+    if search.settled is not None:
+        return settled_selection(search, search.settled)
     argmax = search.tables.argmax_choice()
     base, repairs = repair(search, argmax)
     if not (search.budgets and fill_budget):
@@ -265,3 +268,25 @@ def settled_selection(search: Search, choice: dict[int, int]) -> Selection:
     return selection_at(search, fixed, repairs, candidate="settled",
                         note=f"trained as this network for the last {search.settings.settle_steps} "
                              "steps (settle phase)")
+
+
+def validation_score(supernet, batches: Iterable, loss_fn: Callable
+                     ) -> Callable[[dict[str, dict[str, int]]], float]:
+    """``choices -> mean loss over batches`` of ``supernet`` run as that one network with its
+    shared weights, in eval mode (``Search.validation_score``)."""
+    import torch
+
+    batches = list(batches)
+
+    @torch.no_grad()
+    def score(choices: dict[str, dict[str, int]]) -> float:
+        was = supernet.training
+        supernet.eval()
+        try:
+            with supernet.fixed(choices):
+                losses = [float(loss_fn(supernet(x), y)) for x, y in batches]
+        finally:
+            supernet.train(was)
+        return sum(losses) / max(len(losses), 1)
+
+    return score
