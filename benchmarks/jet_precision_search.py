@@ -157,6 +157,7 @@ def search_run(factory, splits, space, cost, hls, *, budgets=None, tradeoff=None
     import torch
 
     import connas4ml_torch as cn
+    from connas4ml_torch.run.config import Schedule
     from connas4ml_torch.training import loss_fn
 
     lf = loss_fn(splits.task)
@@ -166,15 +167,13 @@ def search_run(factory, splits, space, cost, hls, *, budgets=None, tradeoff=None
     sn = cn.searchable(factory(), space, example_input=splits.train[0][:256].cpu()).to(device)
     train_b = batches(splits.train, batch, seed, limit)
     val_b = batches(splits.val, batch, seed + 1)
-    steps = len(train_b)
+    # epochs -> steps (warm-up, annealing, settle phase) exactly as a run config's schedule
+    schedule = Schedule(epochs=epochs, warmup_epochs=warmup_epochs, arch_lr=arch_lr,
+                        dual_lr=dual_lr, temperature=list(temperature),
+                        margin_quantile=margin_quantile, arch_every=arch_every, sampling=sampling,
+                        sandwich=sandwich, settle_epochs=settle_epochs)
     search = cn.Search(sn, cost, hls, constraints=budgets or {}, weights=tradeoff or {},
-                       arch_lr=arch_lr, dual_lr=dual_lr, warmup_steps=warmup_epochs * steps,
-                       temperature=tuple(temperature),
-                       anneal_steps=max(1, (epochs - warmup_epochs - settle_epochs) * steps
-                                        // arch_every),
-                       margin_quantile=margin_quantile, arch_every=arch_every,
-                       sandwich=sandwich, settle_steps=settle_epochs * steps)
-    sn.set_sampling(sampling)
+                       settings=schedule.search_settings(len(train_b)))
     opt = torch.optim.Adam(sn.weight_parameters(), lr)
     search.fit(train_b, val_b, lf, opt, epochs, progress=False)
     sync(device)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from connas4ml_torch.errors import UnsafeFileError
+from connas4ml_torch.hardware.analytic.layers import COMPONENTS
 
 __all__ = ["DEFAULT_MODEL_PATH", "TRUSTED_TYPES", "TRUSTED_LOADERS", "save_model", "load_model",
            "plain", "schema_types"]
@@ -146,8 +147,6 @@ def load_model(cls: type, path: str | Path) -> Any:
         raise UnsafeFileError(f"{path}: not a fitted ResourceModel of this version (refit it with "
                               "`python -m connas4ml_torch.hardware.fit_default` or "
                               "`connas4ml surrogate fit`)")
-    from connas4ml_torch.hardware.analytic.layers import COMPONENTS
-
     stale = [t for t, comps in COMPONENTS.items()
              if len(np.asarray(obj.params_.get(f"{t}.u", ()))) != len(comps)]
     if stale:
