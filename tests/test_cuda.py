@@ -26,8 +26,8 @@ def _task(n: int = 1024):
     return centres[y] + torch.randn(n, 16, generator=g), y
 
 
-@pytest.mark.parametrize("sampling", ["softmax", "reinforce"])
-def test_search_and_derive_stay_on_the_gpu(sampling):
+@pytest.mark.parametrize("sampling,settle", [("softmax", 0), ("reinforce", 0), ("softmax", 8)])
+def test_search_and_derive_stay_on_the_gpu(sampling, settle):
     x, y = _task()
     dev = torch.device("cuda")
     x, y = x.to(dev), y.to(dev)
@@ -39,7 +39,8 @@ def test_search_and_derive_stay_on_the_gpu(sampling):
     cost = cn.ResourceModel.default()
     probe = cn.Search(sn, cost, HLS)
     budget = probe.minimum["LUT"] * 3
-    search = cn.Search(sn, cost, HLS, constraints={"LUT": budget}, warmup_steps=4)
+    search = cn.Search(sn, cost, HLS, constraints={"LUT": budget}, warmup_steps=4,
+                       settle_steps=settle)
     sn.set_sampling(sampling)
     opt = torch.optim.Adam(sn.weight_parameters(), 3e-3)
     train = TensorBatches(x[:768], y[:768], 64, torch.Generator().manual_seed(1))
@@ -47,6 +48,7 @@ def test_search_and_derive_stay_on_the_gpu(sampling):
     search.fit(train, val, F.cross_entropy, opt, 2, progress=False)
     sel = search.selection(search.validation_score(val, F.cross_entropy))
     model = search.derive(sel)
+    assert (sel.candidate == "settled") == bool(settle)
     assert {p.device.type for p in model.parameters()} == {"cuda"}
     assert sel.resources["LUT"] <= budget
     sn.eval(), model.eval()
