@@ -38,7 +38,11 @@ from connas4ml_torch.hardware.analytic.fitting import (
     outward_bound,
     shrinkage,
 )
-from connas4ml_torch.hardware.analytic.network import array_registers, latency_contributions
+from connas4ml_torch.hardware.analytic.network import (
+    array_registers,
+    boundary_cycles,
+    latency_contributions,
+)
 from connas4ml_torch.hardware.analytic.persist import DEFAULT_MODEL_PATH, load_model, save_model
 from connas4ml_torch.hardware.analytic.reports import project_layers, training_rows
 from connas4ml_torch.hardware.costmodel import (
@@ -233,7 +237,7 @@ class ResourceModel(RegressorMixin, BaseEstimator):
         pred = layer_predictions(self.params_, D, self._dsp_logit(dsp_logit))
         if shares:  # the layer inside a network: its pipeline share, chained with the others
             pred["latency"] = chained(self.net_params_, latency_contributions(
-                frame, pred["latency_raw"], pred["II"]))
+                frame, pred["latency_raw"], pred["II"]), boundary_cycles(frame))
             pred["FF"] = pred["FF"] + array_registers(frame)
         sh = self._shift(level, quantile)
         out = {}
@@ -284,7 +288,7 @@ class ResourceModel(RegressorMixin, BaseEstimator):
             total = float(tot[t][0])
             # a bound below log1p = 0 is a count below 0: it is 0
             factor = float(max(np.expm1(np.log1p(total) + sh[t]), 0.0) / total) if total > 0 else 1.0
-            lay = chained(self.net_params_, L[t]) if t == "latency" else L[t]
+            lay = chained(self.net_params_, L[t], L["latency_boundary"]) if t == "latency" else L[t]
             rows[t] = np.append(lay * scale, glue[t][0] if t != "II" else 0.0) * factor
         rows["DSP"][:-1] = np.minimum(rows["DSP"][:-1], D["dsp_max"])
         br = pd.DataFrame(rows, columns=list(TARGETS))

@@ -21,6 +21,7 @@ from connas4ml_torch.hardware.analytic.correction import (
 from connas4ml_torch.hardware.analytic.layers import COMPONENTS
 from connas4ml_torch.hardware.analytic.network import (
     array_registers,
+    boundary_cycles,
     latency_contributions,
     network_glue,
 )
@@ -99,8 +100,10 @@ def network_arrays(params: dict[str, np.ndarray], frame: pd.DataFrame,
     L = layer_predictions(params, D, dsp_logit)
     L["latency"] = latency_contributions(frame, L.pop("latency_raw"), L["II"])
     L["FF"] = L["FF"] + array_registers(frame)
+    L["latency_boundary"] = boundary_cycles(frame)
     S = {t: float(L[t].sum()) for t in TARGETS if t != "II"}
     S["latency_unit"] = float(np.minimum(L["latency"], 1.0).sum())
+    S["latency_boundary"] = float(L["latency_boundary"].sum())
     S["II"] = float(L["II"].max()) if len(L["II"]) else 1.0
     return L, S, network_glue(frame, L["II"])
 
@@ -111,7 +114,7 @@ def _aggregate(params: dict[str, np.ndarray], nd: NetData) -> tuple[dict, dict]:
         _, S, G = network_arrays(params, f, D)
         S_rows.append(S)
         G_rows.append(G)
-    S = {t: np.array([s[t] for s in S_rows], float) for t in (*TARGETS, "latency_unit")}
+    S = {t: np.array([s[t] for s in S_rows], float) for t in (*TARGETS, "latency_unit", "latency_boundary")}
     keys = G_rows[0].keys() if G_rows else []
     G = {k: np.array([g[k] for g in G_rows], float) for k in keys}
     return S, G

@@ -47,7 +47,7 @@ _SPEED = {"zynq": 1.8, "artix7": 1.8, "virtex7": 1.3, "kintexu": 1.15}
 _LUT_CORNERS = ((9.0, 9.0), (np.inf, 4.0), (4.0, np.inf))
 # register cuts of an unrolled constant-weight datapath (``register_cuts``): the HLS scheduler
 # fills each clock (less its uncertainty margin) ASAP; delays in ns at UltraScale+ speed
-_CUT_CLOCK_SHARE = 0.8          # usable share of the clock period (12.5-27% uncertainty)
+CLOCK_SHARE = 0.8               # usable share of the clock period (12.5-27% uncertainty)
 _CUT_T_PRODUCT = 1.5            # a constant (shift-and-add) product
 _CUT_T_ADD = (0.2, 0.02)        # one carry-chain adder of b bits: 0.2 + 0.02 b
 _CUT_MAX = 64                   # cuts evaluated at most (a deeper path is clipped there)
@@ -147,7 +147,7 @@ def register_cuts(nz: np.ndarray, n_out: np.ndarray, wb: np.ndarray, ib: np.ndar
     fan = np.maximum(nz / np.maximum(n_out, 1.0), 1.0)
     t_prod = _CUT_T_PRODUCT * speed
     t_add = (_CUT_T_ADD[0] + _CUT_T_ADD[1] * ab) * speed
-    t_cut = _CUT_CLOCK_SHARE * clock
+    t_cut = CLOCK_SHARE * clock
     cuts = np.clip(np.ceil((t_prod + levels * t_add) / t_cut) - 1.0, 0.0, _CUT_MAX)
     bits = np.zeros_like(fan)
     for k in range(1, int(cuts.max(initial=0.0)) + 1):

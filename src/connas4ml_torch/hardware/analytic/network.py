@@ -14,10 +14,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from connas4ml_torch.hardware.analytic.layers import layer_inputs
+from connas4ml_torch.hardware.analytic.layers import CLOCK_SHARE, layer_inputs
 from connas4ml_torch.hardware.analytic.primitives import fifo_cost
 
-__all__ = ["GLUE", "network_glue", "latency_contributions", "array_registers"]
+__all__ = ["GLUE", "network_glue", "latency_contributions", "array_registers", "boundary_cycles"]
 
 # resource -> model-level glue components (columns of network_glue) the correction weighs
 # (the network's input/output registers are counted in the first/last layer's ``lut_io``/``ff_io``)
@@ -73,3 +73,16 @@ def array_registers(specs: pd.DataFrame) -> np.ndarray:
         return np.zeros(0)
     x = layer_inputs(specs)
     return np.where(x["stream"], 0.0, x["n_out"] * x["P"] * x["rb"])
+
+
+def boundary_cycles(specs: pd.DataFrame) -> np.ndarray:
+    """Cycles one nanosecond of delay at each layer's hand-over costs inside an io_parallel
+    network: ``speed / (usable clock)``. The top pipeline registers some of the boundaries between
+    layer calls (a ReLU that reports 0 cycles alone still adds cycles in the network: 4 one-cycle
+    Dense + 3 ReLU measure 10, not 4), and what no report of a layer shows scales with the part's
+    logic delay over the clock. The model level learns the delay (ns) per boundary; io_stream
+    layers hand over through FIFOs instead (their dataflow latency is ``glue_stream_ii``)."""
+    if specs.empty:
+        return np.zeros(0)
+    x = layer_inputs(specs)
+    return np.where(x["stream"], 0.0, x["speed"] / (CLOCK_SHARE * x["clock"]))
