@@ -29,6 +29,32 @@ def _search(cost, seed: int = 5, settle_steps: int = 0):
     return search, opt, train, val
 
 
+def test_a_settled_network_pushed_past_its_budget_is_repaired_before_it_trains_on():
+    """The weight-aware tables can move while the settled network trains; at an epoch's end a
+    settled network past a budget is repaired, and the settle steps left train the repaired
+    one, so that the selection returns it trained and unrepaired. (The tables' move is played
+    by lowering the budget just below the settled network's cost.)"""
+    cost = cn.ResourceModel.default()
+    search, opt, tr, va = _search(cost, settle_steps=32)  # settles over epochs 2 and 3
+    sn = search.supernet
+    seen = {}
+
+    def at_step(step: int) -> None:
+        if step == 17:  # the settle phase's first step chose the network
+            seen["first"] = dict(search.settled)
+            lut = float(search.tables.cost_at(search.settled)[search.resources.index("LUT")])
+            search.budgets["LUT"] = 0.97 * lut
+        if step == 33:  # the first step after epoch 2's end
+            seen["weights"] = [p.detach().clone() for p in sn.weight_parameters()]
+
+    search.fit(tr, va, F.cross_entropy, opt, epochs=3, progress=False, on_step=at_step)
+    assert search.settled != seen["first"]
+    sel = search.selection()
+    assert sel.candidate == "settled" and not sel.repairs
+    assert sel.resources["LUT"] <= search.budgets["LUT"]
+    assert any(not torch.equal(w, p) for w, p in zip(seen["weights"], sn.weight_parameters()))
+
+
 @pytest.mark.parametrize("settle", [0, 16], ids=["search", "interrupted while settling"])
 def test_resume_after_interruption_is_bit_for_bit_the_uninterrupted_run(tmp_path, settle):
     cost = cn.ResourceModel.default()

@@ -154,6 +154,19 @@ def _settled_step(search: Search, net: nn.Module, val_iter: Iterator[Any], loss_
     return loss
 
 
+def _keep_settled_within_budget(search: Search) -> None:
+    """The weight-aware tables move while the settled network trains (more non-zero weights,
+    more signed digits). If it no longer meets a budget, repair it at this epoch's end, so that
+    the remaining settle steps train the network ``derive()`` returns instead of cutting bit
+    widths after training (the jet benchmark's 20% budget: 1-3 widths cut after settling,
+    weights never trained at them; docs/design.md, "Settling")."""
+    from connas4ml_torch.search.select import repair
+
+    fixed, repairs = repair(search, dict(search.settled))
+    if repairs:
+        search.settled = fixed
+
+
 def fit(search: Search, train_loader: Iterable, val_loader: Iterable, loss_fn: Callable,
         optimizer: torch.optim.Optimizer, epochs: int = 1, *, progress: bool = True,
         checkpoint: str | Path | None = None, checkpoint_every: int | None = None,
@@ -217,6 +230,8 @@ def fit(search: Search, train_loader: Iterable, val_loader: Iterable, loss_fn: C
                 on_step(search.step)
         if search.settings.weight_aware:  # the tables follow the trained weights
             search.refresh_costs()
+        if search.settled is not None:
+            _keep_settled_within_budget(search)
         if checkpoint is not None:
             atomic_save(_state(search, optimizer, train_loader, val_loader, epoch + 1), checkpoint)
     return search
