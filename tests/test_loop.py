@@ -53,6 +53,16 @@ def test_a_settled_network_pushed_past_its_budget_is_repaired_before_it_trains_o
     assert sel.candidate == "settled" and not sel.repairs
     assert sel.resources["LUT"] <= search.budgets["LUT"]
     assert any(not torch.equal(w, p) for w, p in zip(seen["weights"], sn.weight_parameters()))
+    # a move in the last epoch leaves no steps to train: the selection makes and reports it
+    search2, opt2, tr2, va2 = _search(cost, settle_steps=32)
+
+    def late(step: int) -> None:
+        if step == 40:
+            lut = float(search2.tables.cost_at(search2.settled)[search2.resources.index("LUT")])
+            search2.budgets["LUT"] = 0.97 * lut
+
+    search2.fit(tr2, va2, F.cross_entropy, opt2, epochs=3, progress=False, on_step=late)
+    assert search2.selection().repairs
 
 
 @pytest.mark.parametrize("settle", [0, 16], ids=["search", "interrupted while settling"])

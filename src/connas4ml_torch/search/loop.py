@@ -230,8 +230,8 @@ def fit(search: Search, train_loader: Iterable, val_loader: Iterable, loss_fn: C
                 on_step(search.step)
         if search.settings.weight_aware:  # the tables follow the trained weights
             search.refresh_costs()
-        if search.settled is not None:
-            _keep_settled_within_budget(search)
+        if search.settled is not None and epoch + 1 < epochs:  # a last-epoch move stays a
+            _keep_settled_within_budget(search)                # repair the selection reports
         if checkpoint is not None:
             atomic_save(_state(search, optimizer, train_loader, val_loader, epoch + 1), checkpoint)
     return search
