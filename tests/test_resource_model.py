@@ -170,6 +170,85 @@ def test_interval_bounds_of_counts_are_whole_and_rounded_outward(default_model) 
     assert point["LUT"] != np.round(point["LUT"])  # an expectation: not rounded
 
 
+def test_network_dsp_bounds_are_held_out_binding_shifts(small_model) -> None:
+    """A network's DSP bounds are the wider of the held-out log factor and the held-out DSP
+    binding shift (every layer's DSP share moved in logit space by the quantile of the shifts
+    that matched held-out networks): a tool that puts a layer's products in LUTs is one shift
+    that no factor reaches, a near-saturated binding moves only by a factor. The residual
+    recovers a known shift, and a network measured at 0 DSP is the all-LUT end."""
+    from connas4ml_torch.hardware.analytic import design
+    from connas4ml_torch.hardware.analytic.fitting import (
+        DSP_LOGIT_LIMIT,
+        QGRID,
+        dsp_logit_residual,
+    )
+
+    qs = small_model.intervals_["model"]["DSP_logit"]
+    assert len(qs) == len(QGRID) and (np.diff(qs) >= 0).all() and qs[0] < 0 < qs[-1]
+    net = [dense(16, 64, w=16, a=16), dense(64, 32, w=16, a=16), dense(32, 5, w=16, a=16)]
+    frame = specs_to_frame(net)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OutOfDomainWarning)
+        point = small_model.predict_network(net)["DSP"]
+        cap = design(frame)["dsp_max"].sum()
+        for q in (0.05, 0.95):
+            bound = small_model.predict_network(net, q)["DSP"]
+            moved = small_model._network(frame, None, float(np.interp(q, QGRID, qs)))["DSP"]
+            factor = np.expm1(np.log1p(point) + np.interp(q, QGRID, small_model.intervals_["model"]["DSP"]))
+            if q < 0.5:
+                assert bound == np.floor(min(moved, factor) + 1e-9)
+            else:
+                assert bound == min(np.ceil(max(moved, factor) - 1e-9), max(cap, point))
+    p, q, D = small_model.params_, small_model.net_params_, design(frame)
+    y = small_model._network(frame, None, 1.7)["DSP"]
+    assert dsp_logit_residual(p, q, frame, D, y) == pytest.approx(1.7, abs=1e-3)
+    assert dsp_logit_residual(p, q, frame, D, 0.0) == -DSP_LOGIT_LIMIT
+    assert dsp_logit_residual(p, q, frame, D, 1e9) == DSP_LOGIT_LIMIT
+
+
+def test_conformalize_takes_network_bounds_from_projects_the_model_never_saw(corpus, default_model) -> None:
+    """The default's own fit has two complete projects, so its network bounds would be its layer
+    residuals' (hundreds of times wide); conformalize() on other groups' complete projects makes
+    them those projects' residual quantiles (split conformal), the DSP binding's included, and
+    sets the few-shot shrinkage; fewer than five projects leave a target as it was."""
+    from connas4ml_torch.hardware.fit_default import PERMISSIVE_SOURCES
+
+    other = corpus[~corpus["source_repo"].isin(PERMISSIVE_SOURCES)]
+    m = copy.deepcopy(default_model)
+    m.intervals_["model"] = {t: v.copy() for t, v in m.intervals_["layer"].items()}  # the fit alone
+
+    def lut_bounds(model):
+        P = model.predict_projects(other)
+        P = P[P["complete"]]
+        width = np.median((1 + P["hi_LUT"]) / (1 + P["lo_LUT"]))
+        inside = ((P["meas_LUT"] >= P["lo_LUT"]) & (P["meas_LUT"] <= P["hi_LUT"])).mean()
+        return width, inside, len(P)
+
+    before = lut_bounds(m)
+    one = other[other["source_repo"] == "MinhNguy3n+hls4ml-tutorial"]
+    same = copy.deepcopy(m).conformalize(one)
+    assert (same.intervals_["model"]["LUT"] == m.intervals_["model"]["LUT"]).all()
+    assert "DSP_logit" not in same.intervals_["model"]
+    m.conformalize(other)
+    width, inside, n = lut_bounds(m)
+    assert m.interval_counts_["model"]["LUT"] == n >= 10
+    assert "DSP_logit" in m.intervals_["model"] and "DSP_logit" in m.shrinkage_
+    assert before[0] > 50 and width < 10 and inside >= 0.8
+
+
+def test_margin_shares_carry_the_network_bounds_factor(default_model) -> None:
+    """The search's safety margin (``network_shares(quantile=q)``) moves each layer's share by
+    the network-level bound's factor, not by a layer's own: a budget is a network's, and a
+    layer's held-out spread (hundreds of times wide) would make every network infeasible."""
+    net = [dense(16, 64, 6, 6), dense(64, 32, 6, 6), dense(32, 5, 6, 6)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OutOfDomainWarning)
+        s0, s9 = default_model.network_shares(net), default_model.network_shares(net, quantile=0.9)
+        n0, n9 = default_model.predict_network(net), default_model.predict_network(net, 0.9)
+    for t in ("LUT", "FF"):
+        assert s9[t].sum() / s0[t].sum() == pytest.approx(n9[t] / n0[t], rel=0.01), t
+
+
 def _calls(model, specs):
     out = []
     for _ in range(3):
@@ -249,19 +328,29 @@ def test_predict_projects_and_calibration_reduce_error(corpus) -> None:
 def test_calibration_reopens_a_dsp_binding_the_default_closed(corpus, default_model) -> None:
     """A tool that puts 6-bit constant products on DSPs (one real report: 38 DSPs where the
     default predicts ~0): calibrate() shifts the DSP share in logit space, the prediction rises
-    towards the report and stays within the layers' DSP candidates; nothing else moves for DSP."""
+    towards the report and stays within the layers' DSP candidates; nothing else moves for DSP.
+    By default one report moves the shift only part of the way: held-out networks of one source
+    differ in their binding more than sources do (``shrinkage_["DSP_logit"]``)."""
     from connas4ml_torch.hardware.analytic import design
 
     test = corpus[corpus["source_repo"] == "kimhaneal11+hls4ml_practice"]
     P = default_model.predict_projects(test)
     P = P[P["complete"]]
     assert len(P) == 1 and P["meas_DSP"].iloc[0] > 20 and P["pred_DSP"].iloc[0] < 2
-    m = copy.deepcopy(default_model).calibrate(test)
+
+    def dsp_after(model):
+        after = model.predict_projects(test)
+        return after[after["complete"]]["pred_DSP"].iloc[0]
+
+    m = copy.deepcopy(default_model).calibrate(test, shrinkage=1.0)
     assert m.calibration_["DSP_logit"] > 0 and m.calibration_["DSP"] == 0.0
     assert m.calibration_info_["dsp_logit_shift"] == m.calibration_["DSP_logit"]
-    after = m.predict_projects(test)
-    after = after[after["complete"]]["pred_DSP"].iloc[0]
+    after = dsp_after(m)
     assert P["pred_DSP"].iloc[0] * 5 < after < P["meas_DSP"].iloc[0] * 1.5
+    assert default_model.shrinkage_["DSP_logit"] > 1.0
+    cautious = copy.deepcopy(default_model).calibrate(test)
+    assert 0 < cautious.calibration_["DSP_logit"] < m.calibration_["DSP_logit"]
+    assert P["pred_DSP"].iloc[0] < dsp_after(cautious) < after
     specs = [dense(64, 32, 6, 16, part="xcu55c-fsvh2892-2l-e")]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", OutOfDomainWarning)

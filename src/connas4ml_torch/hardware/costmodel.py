@@ -22,7 +22,8 @@ import pandas as pd
 from connas4ml_torch.hardware.layerspec import LayerSpec
 from connas4ml_torch.hardware.resources import TARGETS, canonical_resource
 
-__all__ = ["CostModel", "NetworkPrediction", "DomainFinding", "fitted_domain", "check_domain"]
+__all__ = ["CostModel", "NetworkPrediction", "DomainFinding", "fitted_domain", "check_domain",
+           "summarize_domain"]
 
 
 @runtime_checkable
@@ -146,3 +147,21 @@ def check_domain(frame: pd.DataFrame, domain: dict[str, Any]) -> tuple[DomainFin
         for i in np.flatnonzero(rows & np.isfinite(v) & ((v < lo) | (v > hi))):
             out.append(DomainFinding(int(i), c, float(v[i]), low=lo, high=hi))
     return tuple(sorted(out, key=lambda f: (f.layer if f.layer is not None else -1, f.feature)))
+
+
+def summarize_domain(findings: Sequence[Any]) -> str:
+    """``"weight_bits 2..3 outside the fitted [4, 16]; layer_type ['Pooling1D'] not among ..."``:
+    one clause per feature, the range asked for against the range fitted."""
+    by: dict[str, list[Any]] = {}
+    for f in findings:
+        by.setdefault(f.feature, []).append(f)
+    parts = []
+    for feature, fs in by.items():
+        if fs[0].seen:
+            vals = sorted({str(f.value) for f in fs})
+            parts.append(f"{feature} {vals} not among the fitted {list(fs[0].seen)}")
+        else:
+            vals = [float(f.value) for f in fs]
+            parts.append(f"{feature} {min(vals):g}..{max(vals):g} outside the fitted "
+                         f"[{fs[0].low:g}, {fs[0].high:g}]")
+    return "; ".join(parts)

@@ -13,7 +13,6 @@ own reports. Derivation and evidence: ``docs/hardware_model.md``.
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from connas4ml_torch.errors import ConfigError, Connas4mlError, OutOfDomainWarning
 from connas4ml_torch.hardware.analytic import design
 from connas4ml_torch.hardware.analytic.correction import DSP_LOGIT, TARGETS, chained, predict_totals
+from connas4ml_torch.hardware.analytic.evaluate import targets_frame
 from connas4ml_torch.hardware.analytic.fitting import (
     QGRID,
     fit_params,
@@ -50,10 +50,10 @@ from connas4ml_torch.hardware.costmodel import (
     NetworkPrediction,
     check_domain,
     fitted_domain,
+    summarize_domain,
 )
 from connas4ml_torch.hardware.features import SPEC_COLUMNS, specs_to_frame
 from connas4ml_torch.hardware.layerspec import LayerSpec
-from connas4ml_torch.hardware.resources import canonical_resource
 
 __all__ = ["TARGETS", "ResourceModel", "OutOfDomainWarning", "NotFittedModelError", "training_rows",
            "DEFAULT_MODEL_PATH"]
@@ -69,38 +69,6 @@ class NotFittedModelError(Connas4mlError, RuntimeError):
 _WARNED_SITES: set[tuple[str, int]] = set()
 _DOMAIN_MSG = ("ResourceModel: inputs outside the fitted domain; the predictions there are the "
                "analytic model's extrapolation (details: the result's domain findings)")
-
-
-def _targets_frame(y: Any, n: int) -> pd.DataFrame:
-    Y = pd.DataFrame(y).reset_index(drop=True)
-    ren = {}
-    for c in Y.columns:
-        with contextlib.suppress(ValueError):
-            ren[c] = canonical_resource(c, allowed=TARGETS)
-    Y = Y.rename(columns=ren)
-    if not set(Y.columns) & set(TARGETS):
-        raise ConfigError(f"y has none of the targets {TARGETS}; got {list(Y.columns)}")
-    if len(Y) != n:
-        raise ConfigError(f"X has {n} layers but y has {len(Y)} rows")
-    return Y
-
-
-def summarize_domain(findings: Sequence[Any]) -> str:
-    """``"weight_bits 2..3 outside the fitted [4, 16]; layer_type ['Pooling1D'] not among ..."``:
-    one clause per feature, the range asked for against the range fitted."""
-    by: dict[str, list[Any]] = {}
-    for f in findings:
-        by.setdefault(f.feature, []).append(f)
-    parts = []
-    for feature, fs in by.items():
-        if fs[0].seen:
-            vals = sorted({str(f.value) for f in fs})
-            parts.append(f"{feature} {vals} not among the fitted {list(fs[0].seen)}")
-        else:
-            vals = [float(f.value) for f in fs]
-            parts.append(f"{feature} {min(vals):g}..{max(vals):g} outside the fitted "
-                         f"[{fs[0].low:g}, {fs[0].high:g}]")
-    return "; ".join(parts)
 
 
 def _warn_domain(findings: Sequence[Any] = ()) -> None:
@@ -124,7 +92,7 @@ class ResourceModel(RegressorMixin, BaseEstimator):
     (same for the model-level terms), ``intervals`` (fit prediction intervals from held-out
     sources), ``max_rows_per_source`` (a fixed subsample of very large sources, for speed).
     Fitted: ``params_`` and ``net_params_`` (the correction), ``intervals_`` (held-out log
-    residual quantiles per level and target at ``QGRID``), ``domain_``, ``n_train_``,
+    residual quantiles per level and target at ``QGRID``; model-level DSP also as logit shifts), ``domain_``, ``n_train_``,
     ``calibration_`` (log factors set by :meth:`calibrate`, 0 after ``fit``).
     """
 
@@ -161,7 +129,7 @@ class ResourceModel(RegressorMixin, BaseEstimator):
             raise ConfigError("fit(X, y): y (a DataFrame of TARGETS) is required unless X is a "
                              "read_reports() table")
         frame = specs_to_frame(X)
-        Y = _targets_frame(y, len(frame))
+        Y = targets_frame(y, len(frame))
         g = np.zeros(len(frame), dtype=object) if groups is None else np.asarray(groups, dtype=object)
         return frame, Y, g, []
 
@@ -201,6 +169,11 @@ class ResourceModel(RegressorMixin, BaseEstimator):
                 self.interval_counts_["model"][t] = int(rm.size)
                 use = (rm, gm) if rm.size >= 8 else (r, g_)
                 self.shrinkage_[t] = shrinkage(*use)
+            rd, gd = res["model"][DSP_LOGIT], grp["model"][DSP_LOGIT]
+            if rd.size >= 5:  # the DSP binding's bounds, in logit space (docs/hardware_model.md, 6)
+                self.intervals_["model"][DSP_LOGIT] = interval_quantiles(rd, gd)
+            if rd.size >= 8:  # and how far a few reports may move it (few-shot calibration)
+                self.shrinkage_[DSP_LOGIT] = shrinkage(rd, gd)
         self.calibration_ = {t: 0.0 for t in TARGETS}
         self.calibration_info_: dict[str, Any] = {"n_reports": 0}
         return self
@@ -268,10 +241,12 @@ class ResourceModel(RegressorMixin, BaseEstimator):
         ``predict()``'s values, except latency, which is the layer's share of the network's
         pipeline (below one cycle for a combinational layer that the top pipeline chains with
         its neighbours; see docs/hardware_model.md, section 3). The search's cost tables use
-        these, so that tables plus the network overhead reproduce ``predict_network``."""
+        these, so that tables plus the network overhead reproduce ``predict_network``. With
+        ``quantile`` the shares carry the network-level bound's factor (a budget is a network's,
+        and so is the spread that matters for its safety margin)."""
         self._check_fitted()
         frame = specs_to_frame(X)
-        df, _ = self._layers(frame, quantile, shares=True)
+        df, _ = self._layers(frame, quantile, level="model", shares=True)
         df.attrs["domain"] = check_domain(frame, self.domain_)
         return df
 
@@ -290,6 +265,13 @@ class ResourceModel(RegressorMixin, BaseEstimator):
             factor = float(max(np.expm1(np.log1p(total) + sh[t]), 0.0) / total) if total > 0 else 1.0
             lay = chained(self.net_params_, L[t], L["latency_boundary"]) if t == "latency" else L[t]
             rows[t] = np.append(lay * scale, glue[t][0] if t != "II" else 0.0) * factor
+        if quantile is not None and DSP_LOGIT in self.intervals_["model"]:
+            # the wider of two held-out DSP bounds: the count's factor (above) and the binding's
+            # logit shift, which alone reaches "all in LUTs" (docs/hardware_model.md, section 6)
+            shift = self._dsp_logit(dsp_logit) + np.interp(quantile, QGRID, self.intervals_["model"][DSP_LOGIT])
+            moved = np.append(layer_predictions(self.params_, D, float(shift))["DSP"], rows["DSP"][-1])
+            if (moved.sum() < rows["DSP"].sum()) == (quantile < 0.5):
+                rows["DSP"] = moved
         rows["DSP"][:-1] = np.minimum(rows["DSP"][:-1], D["dsp_max"])
         br = pd.DataFrame(rows, columns=list(TARGETS))
         br.insert(0, "layer_type", list(frame["layer_type"]) + ["glue"])
@@ -356,6 +338,23 @@ class ResourceModel(RegressorMixin, BaseEstimator):
         offs, info = calibration_offsets(self, reports, shrinkage)
         self.calibration_ = offs
         self.calibration_info_ = info
+        return self
+
+    def conformalize(self, reports: pd.DataFrame) -> ResourceModel:
+        """Model-level prediction intervals (and the few-shot shrinkage) from complete projects
+        the model was NOT fitted on (split conformal, sources as the units): the shipped default
+        rests on two complete projects of its own, so its network bounds come from the other
+        groups' projects. Targets with fewer than five such projects keep their intervals."""
+        from connas4ml_torch.hardware.analytic.evaluate import conformal_residuals
+
+        self._check_fitted()
+        res, grp = conformal_residuals(self, reports)
+        for t, r in res.items():
+            if r.size >= 5:
+                self.intervals_["model"][t] = interval_quantiles(r, grp[t])
+                self.interval_counts_["model"][t] = int(r.size)
+            if r.size >= 8:
+                self.shrinkage_[t] = shrinkage(r, grp[t])
         return self
 
     # ------------------------------------------------------------------------------------------

@@ -52,8 +52,8 @@ class Search:
         dual_lr: step of the Lagrange multipliers' dual ascent.
         warmup_steps: ``arch_step`` calls that only count (weights train, architecture frozen).
         temperature: ``(start, end)`` annealed exponentially over ``anneal_steps`` arch steps.
-        margin_quantile: repair against this upper prediction quantile (e.g. 0.9) instead of the
-            point prediction, for a safety margin.
+        margin_quantile: repair against this upper quantile of the network's prediction (e.g.
+            0.9; from held-out networks) instead of the point prediction, for a safety margin.
         arch_every: update the architecture on every k-th ``arch_step`` call only (the others
             return at once): cheaper searches, at the price of fewer architecture updates.
         argmax_in_dual: the multipliers follow max(expected, argmax) cost (default), so the

@@ -3,6 +3,7 @@ few-shot calibration offsets of ``ResourceModel`` (kept here to keep ``model.py`
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import Any
 
@@ -10,11 +11,15 @@ import numpy as np
 import pandas as pd
 
 from connas4ml_torch.errors import ConfigError, OutOfDomainWarning
+from connas4ml_torch.hardware.analytic import design
 from connas4ml_torch.hardware.analytic.correction import DSP_LOGIT, TARGETS
+from connas4ml_torch.hardware.analytic.fitting import bisect_shift, dsp_logit_residual
 from connas4ml_torch.hardware.analytic.reports import project_layers, training_rows
 from connas4ml_torch.hardware.features import SPEC_COLUMNS, specs_to_frame
+from connas4ml_torch.hardware.resources import canonical_resource
 
-__all__ = ["predict_projects", "score", "calibration_offsets", "layer_table"]
+__all__ = ["predict_projects", "score", "calibration_offsets", "layer_table", "conformal_residuals",
+           "targets_frame"]
 
 
 def layer_table(reports: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -27,6 +32,21 @@ def layer_table(reports: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     Y = pd.DataFrame({t: rows["y_" + t].to_numpy(float) for t in TARGETS})
     Y["source_repo"] = rows["source_repo"].to_numpy()
     return frame, Y
+
+
+def targets_frame(y: Any, n: int) -> pd.DataFrame:
+    """``y`` as a DataFrame of ``TARGETS`` columns (resource names canonicalised), one row per layer."""
+    Y = pd.DataFrame(y).reset_index(drop=True)
+    ren = {}
+    for c in Y.columns:
+        with contextlib.suppress(ValueError):
+            ren[c] = canonical_resource(c, allowed=TARGETS)
+    Y = Y.rename(columns=ren)
+    if not set(Y.columns) & set(TARGETS):
+        raise ConfigError(f"y has none of the targets {TARGETS}; got {list(Y.columns)}")
+    if len(Y) != n:
+        raise ConfigError(f"X has {n} layers but y has {len(Y)} rows")
+    return Y
 
 
 def predict_projects(model: Any, reports: pd.DataFrame, interval: float = 0.9) -> pd.DataFrame:
@@ -63,10 +83,8 @@ def score(model: Any, X: Any, y: Any = None) -> float:
     if isinstance(X, pd.DataFrame) and "level" in X.columns and y is None:
         frame, Y = layer_table(X)
     else:
-        from connas4ml_torch.hardware.model import _targets_frame
-
         frame = specs_to_frame(X)
-        Y = _targets_frame(y, len(frame))
+        Y = targets_frame(y, len(frame))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", OutOfDomainWarning)
         P = model.predict(frame)
@@ -110,15 +128,7 @@ def _dsp_logit_fit(model: Any, projects: list[dict], frames: list[pd.DataFrame],
         def resid(c: float) -> float:
             p = model._layers(frame, None, dsp_logit=base + c)[0]["DSP"].to_numpy(float)
             return float(np.mean(np.log1p(yt[ok]) - np.log1p(p[ok])))
-    lo, hi = -12.0, 12.0
-    if resid(lo) <= 0.0:  # beyond what a share can do: the nearest end
-        return lo
-    if resid(hi) >= 0.0:
-        return hi
-    for _ in range(30):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if resid(mid) > 0.0 else (lo, mid)
-    return 0.5 * (lo + hi)
+    return bisect_shift(resid)
 
 
 def calibration_offsets(model: Any, reports: pd.DataFrame,
@@ -160,6 +170,8 @@ def calibration_offsets(model: Any, reports: pd.DataFrame,
             continue
         if t == "DSP":  # the share moves in logit space: a closed binding can open again
             shift = _dsp_logit_fit(model, projects, frames, frame, Y, how)
+            if shrinkage is None:  # the spread of held-out binding shifts, where fitted
+                s = float(getattr(model, "shrinkage_", {}).get(DSP_LOGIT, s))
             offs[DSP_LOGIT] = float(base.get(DSP_LOGIT, 0.0)) + shift * n_eff / (n_eff + s)
         else:
             offs[t] += float(np.mean(res)) * n_eff / (n_eff + s)
@@ -170,3 +182,29 @@ def calibration_offsets(model: Any, reports: pd.DataFrame,
             "factor": {t: float(np.exp(offs[t])) for t in TARGETS},
             "dsp_logit_shift": offs[DSP_LOGIT]}
     return offs, info
+
+
+def conformal_residuals(model: Any, reports: pd.DataFrame
+                        ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Model-level residuals ``log1p(y) - log1p(pred)`` of the complete projects in ``reports``
+    (and the DSP binding's logit residual under ``DSP_LOGIT``), with each one's source: the
+    material of ``ResourceModel.conformalize``."""
+    res: dict[str, list] = {t: [] for t in (*TARGETS, DSP_LOGIT)}
+    grp: dict[str, list] = {t: [] for t in res}
+    for p in project_layers(reports):
+        if not p["complete"]:
+            continue
+        frame = specs_to_frame(p["specs"][[c for c in SPEC_COLUMNS if c in p["specs"]]])
+        net = model._network(frame, None)
+        for t in TARGETS:
+            y = p["measured"][t]
+            if np.isfinite(y) and y >= 0 and (y >= 1 or t not in ("latency", "II")):
+                res[t].append(float(np.log1p(y) - np.log1p(net[t])))
+                grp[t].append(p["source_repo"])
+        y = p["measured"]["DSP"]
+        if np.isfinite(y) and y >= 0:
+            res[DSP_LOGIT].append(dsp_logit_residual(model.params_, model.net_params_, frame,
+                                                     design(frame), y) - model._dsp_logit(None))
+            grp[DSP_LOGIT].append(p["source_repo"])
+    return ({t: np.asarray(v, float) for t, v in res.items()},
+            {t: np.asarray(v, dtype=object) for t, v in grp.items()})

@@ -11,6 +11,7 @@ import pandas as pd
 
 from connas4ml_torch.hardware.analytic import design
 from connas4ml_torch.hardware.analytic.correction import (
+    DSP_LOGIT,
     TARGETS,
     dsp_logit_shift,
     fit_layers,
@@ -28,7 +29,7 @@ from connas4ml_torch.hardware.analytic.network import (
 
 __all__ = ["QGRID", "LayerData", "NetData", "layer_data", "net_data", "fit_params",
            "network_arrays", "loso_residuals", "source_weights", "interval_quantiles",
-           "outward_bound"]
+           "outward_bound", "bisect_shift", "dsp_logit_residual", "DSP_LOGIT_LIMIT"]
 
 QGRID = np.round(np.linspace(0.01, 0.99, 99), 2)  # probabilities of the stored residual quantiles
 
@@ -133,6 +134,37 @@ def fit_params(ld: LayerData, nd: NetData | None, ridge: float, net_ridge: float
     return p, fit_network(S, G, nd.Y, source_weights(nd.groups), net_ridge)
 
 
+DSP_LOGIT_LIMIT = 12.0  # a DSP share moved this far in logit space is all or nothing
+
+
+def bisect_shift(resid, limit: float = DSP_LOGIT_LIMIT) -> float:
+    """The root of ``resid`` (decreasing in the shift) in [-limit, limit], or the nearer end when
+    no shift reaches it (a measured DSP count beyond what the shares can give)."""
+    lo, hi = -limit, limit
+    if resid(lo) <= 0.0:
+        return lo
+    if resid(hi) >= 0.0:
+        return hi
+    for _ in range(30):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if resid(mid) > 0.0 else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def dsp_logit_residual(p: dict, q: dict, frame: pd.DataFrame, D: dict[str, np.ndarray],
+                       y: float) -> float:
+    """The logit shift of every layer's DSP share that makes a network's predicted DSP total
+    its measured ``y``: the residual of the DSP binding, in the space where it is one number
+    (a log-space residual cannot say "these products went to LUTs": docs/hardware_model.md,
+    section 6)."""
+    def resid(c: float) -> float:
+        _, S, G = network_arrays(p, frame, D, c)
+        tot = predict_totals(q, {k: np.array([v]) for k, v in S.items()},
+                             {k: np.array([v]) for k, v in G.items()})[0]["DSP"][0]
+        return float(np.log1p(y) - np.log1p(tot))
+    return bisect_shift(resid)
+
+
 def project_totals(p: dict, q: dict, nd: NetData) -> dict[str, np.ndarray]:
     if not nd.frames:
         return {t: np.zeros(0) for t in TARGETS}
@@ -145,15 +177,16 @@ def loso_residuals(ld: LayerData, nd: NetData | None, ridge: float, net_ridge: f
                    ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, np.ndarray]]]:
     """``log((y+1)/(pred+1))`` of every layer and project, each predicted by a model fitted
     without its source (the honest spread of the model on a source it has not seen), and the
-    source of each residual."""
-    out: dict[str, dict[str, list]] = {"layer": {t: [] for t in TARGETS},
-                                       "model": {t: [] for t in TARGETS}}
-    src_of: dict[str, dict[str, list]] = {"layer": {t: [] for t in TARGETS},
-                                          "model": {t: [] for t in TARGETS}}
+    source of each residual; for projects also the DSP binding's residual (``DSP_LOGIT``, the
+    logit shift that matches the measured DSP total: ``dsp_logit_residual``)."""
+    keys = (*TARGETS, DSP_LOGIT)
+    out: dict[str, dict[str, list]] = {"layer": {t: [] for t in keys}, "model": {t: [] for t in keys}}
+    src_of: dict[str, dict[str, list]] = {"layer": {t: [] for t in keys},
+                                          "model": {t: [] for t in keys}}
     srcs = sorted(set(ld.groups) | (set(nd.groups) if nd is not None else set()))
     if len(srcs) < 2:
-        empty = {lv: {t: np.zeros(0) for t in TARGETS} for lv in out}
-        return empty, {lv: {t: np.zeros(0, dtype=object) for t in TARGETS} for lv in out}
+        empty = {lv: {t: np.zeros(0) for t in keys} for lv in out}
+        return empty, {lv: {t: np.zeros(0, dtype=object) for t in keys} for lv in out}
     for s in srcs:
         tr = ld.groups != s
         ntr = nd.groups != s if nd is not None else None
@@ -175,6 +208,11 @@ def loso_residuals(ld: LayerData, nd: NetData | None, ridge: float, net_ridge: f
                 ok = np.isfinite(y) & (y >= 0)
                 out["model"][t].append(np.log1p(y[ok]) - np.log1p(tot[t][ok]))
                 src_of["model"][t].append(np.full(int(ok.sum()), s, dtype=object))
+            y = nte.Y["DSP"]
+            idx = np.flatnonzero(np.isfinite(y) & (y >= 0))
+            out["model"][DSP_LOGIT].append(np.array(
+                [dsp_logit_residual(p, q, nte.frames[i], nte.designs[i], y[i]) for i in idx]))
+            src_of["model"][DSP_LOGIT].append(np.full(idx.size, s, dtype=object))
     res = {lv: {t: (np.concatenate(v) if v else np.zeros(0)) for t, v in d.items()}
            for lv, d in out.items()}
     grp = {lv: {t: (np.concatenate(v) if v else np.zeros(0, dtype=object)) for t, v in d.items()}
