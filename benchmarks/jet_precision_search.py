@@ -148,7 +148,7 @@ def search_run(factory, splits, space, cost, hls, *, budgets=None, tradeoff=None
                dual_lr: float = SCHEDULE["dual_lr"], temperature=SCHEDULE["temperature"],
                margin_quantile: float | None = None, arch_every: int = 1,
                sampling: str = "softmax", sandwich: bool | None = None,
-               settle_epochs: int = 0) -> dict[str, Any]:
+               settle_epochs: int = 0, lr_schedule: str = "constant") -> dict[str, Any]:
     """One search as the run pipeline's (``Search.fit``, the library's one loop), on
     ``device``; then ``derive()``.
 
@@ -171,11 +171,12 @@ def search_run(factory, splits, space, cost, hls, *, budgets=None, tradeoff=None
     schedule = Schedule(epochs=epochs, warmup_epochs=warmup_epochs, arch_lr=arch_lr,
                         dual_lr=dual_lr, temperature=list(temperature),
                         margin_quantile=margin_quantile, arch_every=arch_every, sampling=sampling,
-                        sandwich=sandwich, settle_epochs=settle_epochs)
+                        sandwich=sandwich, settle_epochs=settle_epochs, lr_schedule=lr_schedule)
     search = cn.Search(sn, cost, hls, constraints=budgets or {}, weights=tradeoff or {},
                        settings=schedule.search_settings(len(train_b)))
     opt = torch.optim.Adam(sn.weight_parameters(), lr)
-    search.fit(train_b, val_b, lf, opt, epochs, progress=False)
+    search.fit(train_b, val_b, lf, opt, epochs, progress=False,
+               scheduler=schedule.lr_scheduler(opt, epochs * len(train_b)))
     sync(device)
     search_s = time.perf_counter() - t0
     # as the run pipeline: the repaired argmax and the networks grown to fill the budget,
@@ -344,6 +345,7 @@ def bits_of(chosen: dict[str, dict[str, int]], widths: bool) -> str:
 def main() -> None:
     from _common import record
 
+    from connas4ml_torch.run.config import LR_SCHEDULES
     from connas4ml_torch.search import SEARCH_SAMPLING
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -352,7 +354,9 @@ def main() -> None:
     ap.add_argument("--widths", action="store_true", help="search widths too")
     ap.add_argument("--fractions", default="0.2,0.5,0.8",
                     help="LUT budgets between the cheapest (0) and uniform 8-bit (1) network")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="training seed (initialisation, batches)")
+    ap.add_argument("--data-seed", type=int, default=0,
+                    help="jet generation and split seed (a new one generates and caches new jets)")
     ap.add_argument("--arch-every", type=int, default=1,
                     help="architecture update on every k-th step (Search(arch_every=k))")
     ap.add_argument("--sampling", choices=SEARCH_SAMPLING,
@@ -364,6 +368,9 @@ def main() -> None:
     ap.add_argument("--settle-epochs", type=int, default=0,
                     help="last search epochs that train the selected network alone "
                          "(Search(settle_steps=...)); within --size's epochs")
+    ap.add_argument("--lr-schedule", choices=list(LR_SCHEDULES), default="constant",
+                    help="the search's weight learning rate per step: constant, or cosine to 0 (as the "
+                         "QAT baseline's)")
     ap.add_argument("--jobs", type=int, default=1, help="processes generating jets (full size)")
     ap.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (0: torch default)")
     ap.add_argument("--no-baselines", action="store_true",
@@ -380,7 +387,7 @@ def main() -> None:
     device = pick_device(args.device, args.threads)
     fractions = [float(f) for f in args.fractions.split(",")]
     t_all = time.perf_counter()
-    splits = load_jet_splits(size["n_per_class"], args.seed, args.jobs).to(device)
+    splits = load_jet_splits(size["n_per_class"], args.data_seed, args.jobs).to(device)
     n_test = len(splits.test[1])
     cost = load_cost_model()
     hls = jet_hls()
@@ -415,7 +422,8 @@ def main() -> None:
         res = search_run(jet_mlp, splits, space, cost, hls, budgets={"LUT": budget}, epochs=ep,
                          warmup_epochs=wu, batch=bs, seed=args.seed, device=device,
                          arch_every=args.arch_every, sampling=args.sampling,
-                         sandwich=SANDWICH[args.sandwich], settle_epochs=args.settle_epochs)
+                         sandwich=SANDWICH[args.sandwich], settle_epochs=args.settle_epochs,
+                         lr_schedule=args.lr_schedule)
         sandwiched = res["sandwich"]
         model, search, sel = res["model"], res["search"], res["selection"]
         acc = evaluate(model, *splits.test, "classification")
@@ -486,7 +494,7 @@ def main() -> None:
     })
     figures.update({
         "size": args.size, "device": str(device), "search_widths": args.widths,
-        "sandwich": sandwiched, "settle_epochs": args.settle_epochs,
+        "sandwich": sandwiched, "settle_epochs": args.settle_epochs, "lr_schedule": args.lr_schedule,
         "train_jets": len(splits.train[1]), "test_jets": n_test, "epochs": ep,
         "finetune_epochs": ft, "batch_size": bs, "accuracy_float": acc_float,
         "accuracy_8bit_qat": acc_q8, "parameters_8bit": q8_params,
@@ -516,7 +524,7 @@ def main() -> None:
         f"fine-tune epochs, batch {bs}, architecture update every {args.arch_every} step(s), "
         f"sampling {args.sampling}"
         f"{', sandwich rule (widest network trained every step)' if sandwiched else ''}"
-        f"{f', the last {args.settle_epochs} search epochs train the selected network alone (settle phase)' if args.settle_epochs else ''}. "
+        f"{f', the last {args.settle_epochs} search epochs train the selected network alone (settle phase)' if args.settle_epochs else ''}, search learning rate {args.lr_schedule}. "
         f"Space: weight and activation bits 2..8 per layer"
         f"{' and widths' if args.widths else ''}; hls4ml Vitis xcvu13p io_parallel Latency RF 1; "
         f"default cost model. Baselines: float {acc_float:.4f}; uniform 8-bit QAT {acc_q8:.4f} "

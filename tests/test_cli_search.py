@@ -83,6 +83,8 @@ def _bad(**changes):
     (_bad(space__weight_bits=[1, 4]), r"space: .*bit width 1 outside"),
     (_bad(schedule__temperature=[1.0]), r"schedule\.temperature: expected \[start, end\]"),
     (_bad(schedule__sampling="hard"), r"schedule\.sampling: expected one of softmax, gumbel"),
+    (_bad(schedule__lr_schedule="cosin"), r"schedule\.lr_schedule: expected one of constant, cosine, "
+                                          r"got 'cosin' \(did you mean 'cosine'\?\)"),
     (_bad(schedule__dual_lr=-0.1), r"schedule\.dual_lr: expected a value >= 0, got -0\.1"),
     (_bad(schedule__lr=float("nan")), r"schedule\.lr: expected a finite number, got nan"),
     (_bad(schedule__warmup_epochs=-1), r"schedule\.warmup_epochs: expected a value >= 0"),
@@ -94,6 +96,20 @@ def _bad(**changes):
 def test_invalid_configs_give_documented_errors(cfg, message):
     with pytest.raises(ConfigError, match=message):
         RunConfig.from_dict(cfg)
+
+
+def test_lr_schedule_gives_the_search_its_scheduler():
+    """schedule.lr_schedule: the run's Search.fit gets a per-step cosine to 0 (the QAT baseline's
+    schedule) or nothing (constant, the default)."""
+    from connas4ml_torch.run.config import Schedule
+
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], 1e-3)
+    assert Schedule().lr_scheduler(opt, 100) is None
+    sched = Schedule(lr_schedule="cosine").lr_scheduler(opt, 100)
+    for _ in range(100):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_config_file_errors_name_the_file(tmp_path):

@@ -131,6 +131,36 @@ def test_settle_phase_trains_the_selected_network_with_the_architecture_frozen()
         s2.fit(tr2, va2, F.cross_entropy, opt2, epochs=3, progress=False)
 
 
+def test_a_scheduler_steps_with_every_weight_step_and_resumes_exactly(tmp_path):
+    """fit(scheduler=...): a learning-rate schedule over the search's steps (the QAT baseline's
+    cosine, say) steps after every weight step, settle steps included, and an interrupted run
+    resumes it from the checkpoint to the uninterrupted run's weights, bit for bit."""
+    cost = cn.ResourceModel.default()
+    ckpt = tmp_path / "ckpt.pt"
+
+    def run(stop=None, resume=False):
+        search, opt, tr, va = _search(cost, settle_steps=16)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=48)
+        search.fit(tr, va, F.cross_entropy, opt, epochs=3, progress=False, scheduler=sched,
+                   checkpoint=ckpt, checkpoint_every=5, on_step=stop, resume=resume)
+        return search, opt, sched
+
+    full, opt, sched = run()
+    assert sched.last_epoch == 48 and opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+    def stop_at_37(step: int) -> None:
+        if step == 37:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run(stop_at_37)
+    assert load_checkpoint(ckpt)["scheduler"]["last_epoch"] == 35
+    resumed, opt2, sched2 = run(resume=True)
+    assert sched2.last_epoch == 48
+    for a, b in zip(full.supernet.weight_parameters(), resumed.supernet.weight_parameters()):
+        assert torch.equal(a, b)
+
+
 def test_checkpoint_is_replaced_atomically(tmp_path):
     cost = cn.ResourceModel.default()
     search, opt, tr, va = _search(cost)

@@ -24,7 +24,11 @@ from connas4ml_torch.hardware.resources import canonical_resource, parse_budgets
 from connas4ml_torch.search.settings import SEARCH_SAMPLING, SearchSettings
 from connas4ml_torch.space.spec import SearchSpace
 
-__all__ = ["DataConfig", "Schedule", "ExportSettings", "RunConfig", "load_config"]
+__all__ = ["DataConfig", "Schedule", "ExportSettings", "RunConfig", "load_config", "LR_SCHEDULES"]
+
+# the search's weight learning rate over its steps: constant, or cosine to 0 (as ``train()``,
+# the baseline QAT's loop, but per step)
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -72,6 +76,7 @@ class Schedule:
     checkpoint_every: int | None = schema.setting(None, ge=1)  # steps; None: every epoch
     sandwich: bool | None = None                    # train the widest network too (None: auto)
     settle_epochs: int = schema.setting(0, ge=0)    # last epochs: train the selected network alone
+    lr_schedule: str = "constant"                   # the search's weight LR: constant or cosine
 
     def __post_init__(self) -> None:
         schema.check(self, "schedule")
@@ -79,6 +84,9 @@ class Schedule:
             raise ConfigError(f"schedule.sampling: expected one of {', '.join(SEARCH_SAMPLING)}, "
                               f"got {self.sampling!r}"
                               f"{schema.closest(self.sampling, list(SEARCH_SAMPLING))}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"schedule.lr_schedule: expected one of {', '.join(LR_SCHEDULES)}, "
+                              f"got {self.lr_schedule!r}{schema.closest(self.lr_schedule, list(LR_SCHEDULES))}")
         if len(self.temperature) != 2:
             raise ConfigError(f"schedule.temperature: expected [start, end] > 0, got "
                               f"{self.temperature!r}")
@@ -89,6 +97,12 @@ class Schedule:
             raise ConfigError(f"schedule.settle_epochs: {self.settle_epochs} settle + "
                               f"{self.warmup_epochs} warm-up epochs leave none of the "
                               f"{self.epochs} epochs to search in")
+
+    def lr_scheduler(self, optimizer: torch.optim.Optimizer, steps: int) -> Any:
+        """The ``Search.fit(scheduler=...)`` of ``lr_schedule`` over ``steps`` (None: constant)."""
+        if self.lr_schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
+        return None
 
     def search_settings(self, steps_per_epoch: int) -> SearchSettings:
         """The :class:`SearchSettings` this schedule describes (warm-up and annealing in steps)."""

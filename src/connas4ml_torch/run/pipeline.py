@@ -136,7 +136,8 @@ def _run(cfg: RunConfig, splits: Splits | None, cost_model, resume: bool) -> Run
     opt = torch.optim.Adam(sn.weight_parameters(), sch.lr)
     ckpt = out / CHECKPOINT
     search.fit(train_b, val_b, lf, opt, sch.epochs, progress=cfg.progress, checkpoint=ckpt,
-               checkpoint_every=sch.checkpoint_every, resume=resume and ckpt.is_file())
+               checkpoint_every=sch.checkpoint_every, resume=resume and ckpt.is_file(),
+               scheduler=sch.lr_scheduler(opt, sch.epochs * len(train_b)))
     wall["search_s"] = time.perf_counter() - t0
     # budget-targeted selection: the repaired argmax and the networks grown to fill the budgets,
     # compared on held-out validation batches with the shared weights

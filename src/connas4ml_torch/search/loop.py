@@ -85,9 +85,10 @@ def _cycle(loader: Iterable) -> Iterator[Any]:
 
 
 def _state(search: Search, optimizer: torch.optim.Optimizer, train: Iterable, val: Iterable,
-           epoch: int) -> dict[str, Any]:
+           epoch: int, scheduler: Any = None) -> dict[str, Any]:
     return {"format": CHECKPOINT_FORMAT, "search": search.state_dict(),
             "optimizer": optimizer.state_dict(), "epoch": epoch,
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "train_loader": train.state_dict() if isinstance(train, TensorBatches) else None,
             "val_loader": val.state_dict() if isinstance(val, TensorBatches) else None}
 
@@ -171,10 +172,12 @@ def fit(search: Search, train_loader: Iterable, val_loader: Iterable, loss_fn: C
         optimizer: torch.optim.Optimizer, epochs: int = 1, *, progress: bool = True,
         checkpoint: str | Path | None = None, checkpoint_every: int | None = None,
         resume: bool = False, on_step: Callable[[int], None] | None = None,
-        model: nn.Module | None = None) -> Search:
+        model: nn.Module | None = None, scheduler: Any = None) -> Search:
     """Alternate architecture steps (validation batches, cycled) and weight steps (training
     batches) for ``epochs``; see :meth:`connas4ml_torch.Search.fit`. ``model`` runs the weight
-    steps (a ``DistributedDataParallel`` wrapper of the supernet under torch.distributed)."""
+    steps (a ``DistributedDataParallel`` wrapper of the supernet under torch.distributed);
+    ``scheduler`` (a ``torch.optim.lr_scheduler`` of ``optimizer``) steps after every weight
+    step and is checkpointed with it."""
     from tqdm.auto import tqdm
 
     sn = search.supernet
@@ -186,6 +189,8 @@ def fit(search: Search, train_loader: Iterable, val_loader: Iterable, loss_fn: C
         state = load_checkpoint(checkpoint)
         search.load_state_dict(state["search"])
         optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
         start_epoch = int(state["epoch"])
         for loader, key in ((train_loader, "train_loader"), (val_loader, "val_loader")):
             if isinstance(loader, TensorBatches) and state.get(key) is not None:
@@ -222,10 +227,13 @@ def fit(search: Search, train_loader: Iterable, val_loader: Iterable, loss_fn: C
                     _widest_backward(sn, net, widest, x, y, loss_fn, search.step)
                 loss = _backward(sn, net, x, y, loss_fn, search.step)
                 optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             if progress:
                 bar.set_postfix(loss=f"{float(loss.detach()):.3f}", **search.short_postfix())
             if checkpoint is not None and every and search.step % every == 0:
-                atomic_save(_state(search, optimizer, train_loader, val_loader, epoch), checkpoint)
+                atomic_save(_state(search, optimizer, train_loader, val_loader, epoch, scheduler),
+                            checkpoint)
             if on_step is not None:
                 on_step(search.step)
         if search.settings.weight_aware:  # the tables follow the trained weights
@@ -233,5 +241,6 @@ def fit(search: Search, train_loader: Iterable, val_loader: Iterable, loss_fn: C
         if search.settled is not None and epoch + 1 < epochs:  # a last-epoch move stays a
             _keep_settled_within_budget(search)                # repair the selection reports
         if checkpoint is not None:
-            atomic_save(_state(search, optimizer, train_loader, val_loader, epoch + 1), checkpoint)
+            atomic_save(_state(search, optimizer, train_loader, val_loader, epoch + 1, scheduler),
+                        checkpoint)
     return search

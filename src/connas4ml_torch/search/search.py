@@ -277,7 +277,7 @@ class Search:
             optimizer: torch.optim.Optimizer, epochs: int = 1, progress: bool = True, *,
             checkpoint: str | Path | None = None, checkpoint_every: int | None = None,
             resume: bool = False, on_step: Callable[[int], None] | None = None,
-            model: nn.Module | None = None) -> Search:
+            model: nn.Module | None = None, scheduler: Any = None) -> Search:
         """The search loop: per training batch, one ``arch_step`` on the next validation batch
         (cycled) then one weight step with ``optimizer``, for ``epochs``.
 
@@ -290,14 +290,14 @@ class Search:
         ``checkpoint``: a file rewritten atomically after every epoch and every
         ``checkpoint_every`` steps; ``resume=True`` continues from it exactly (with
         :class:`~connas4ml_torch.training.TensorBatches` loaders, bit for bit). ``on_step(step)``
-        is called after each step. A NaN/inf training loss stops with the step and the first
-        module whose output is not finite.
-        """
+        is called after each step. ``scheduler``: a ``torch.optim.lr_scheduler`` of
+        ``optimizer``, stepped after every weight step (per step, not per epoch) and checkpointed.
+        A NaN/inf training loss stops with the step and the first non-finite module."""
         from connas4ml_torch.search.loop import fit
 
         return fit(self, train_loader, val_loader, loss_fn, optimizer, epochs, progress=progress,
                    checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
-                   on_step=on_step, model=model)
+                   on_step=on_step, model=model, scheduler=scheduler)
 
     def short_postfix(self) -> dict[str, str]:
         """Argmax resources against budgets, for a progress bar."""
