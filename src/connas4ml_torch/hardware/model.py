@@ -92,8 +92,9 @@ class ResourceModel(RegressorMixin, BaseEstimator):
     (same for the model-level terms), ``intervals`` (fit prediction intervals from held-out
     sources), ``max_rows_per_source`` (a fixed subsample of very large sources, for speed).
     Fitted: ``params_`` and ``net_params_`` (the correction), ``intervals_`` (held-out log
-    residual quantiles per level and target at ``QGRID``; model-level DSP also as logit shifts), ``domain_``, ``n_train_``,
-    ``calibration_`` (log factors set by :meth:`calibrate`, 0 after ``fit``).
+    residual quantiles per level and target at ``QGRID``; model-level DSP also as logit
+    shifts), ``domain_``, ``n_train_``, ``calibration_`` (log factors set by :meth:`calibrate`,
+    0 after ``fit``).
     """
 
     def __init__(self, ridge: float = 0.3, network_ridge: float = 1.0, intervals: bool = True,
