@@ -7,7 +7,7 @@
 #    (pythia8 + fastjet) and 50k calorimeter showers; this is not counted as GPU time;
 # 2. runs, one after another on the GPU:
 #      calo_filter_search.py --size full --device cuda
-#      jet_precision_search.py --size full --device cuda
+#      jet_precision_search.py --size full --device cuda --settle-epochs 3 --lr-schedule cosine
 #      peer_trial_search.py  --size full --device cuda   (only with --with-peer: 10+ minutes)
 #    each writes its own benchmarks/results/<script>.json and RESULTS.md section;
 # 3. records the wall time of each run (GPU held for the whole run) in
@@ -57,7 +57,7 @@ run() {
   TIMES+=("$script=$(awk -v a="$(date +%s.%N)" -v b="$s" 'BEGIN { print a - b }')")
 }
 run calo_filter_search.py
-run jet_precision_search.py --jobs "$JOBS"
+run jet_precision_search.py --jobs "$JOBS" --settle-epochs 3 --lr-schedule cosine  # the recorded CPU setup
 if [ "$WITH_PEER" = 1 ]; then run peer_trial_search.py --jobs "$JOBS"; fi
 
 "$PY" - "$data_s" "${#WRITE[@]}" "${TIMES[@]}" <<'PY'
