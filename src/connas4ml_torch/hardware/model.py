@@ -160,21 +160,14 @@ class ResourceModel(RegressorMixin, BaseEstimator):
         self.shrinkage_ = {t: 1.0 for t in TARGETS}
         if self.intervals:
             res, grp = loso_residuals(ld, nd, self.ridge, self.network_ridge, self.params_)
-            for t in TARGETS:
+            for t in TARGETS:  # layer quantiles; the model level falls back to them
                 r, g_ = res["layer"][t], grp["layer"][t]
                 self.intervals_["layer"][t] = interval_quantiles(r, g_)
                 self.interval_counts_["layer"][t] = int(r.size)
-                rm, gm = res["model"][t], grp["model"][t]
-                self.intervals_["model"][t] = (interval_quantiles(rm, gm) if rm.size >= 5
-                                               else self.intervals_["layer"][t])
-                self.interval_counts_["model"][t] = int(rm.size)
-                use = (rm, gm) if rm.size >= 8 else (r, g_)
-                self.shrinkage_[t] = shrinkage(*use)
-            rd, gd = res["model"][DSP_LOGIT], grp["model"][DSP_LOGIT]
-            if rd.size >= 5:  # the DSP binding's bounds, in logit space (docs/hardware_model.md, 6)
-                self.intervals_["model"][DSP_LOGIT] = interval_quantiles(rd, gd)
-            if rd.size >= 8:  # and how far a few reports may move it (few-shot calibration)
-                self.shrinkage_[DSP_LOGIT] = shrinkage(rd, gd)
+                self.intervals_["model"][t] = self.intervals_["layer"][t]
+                self.interval_counts_["model"][t] = int(res["model"][t].size)
+                self.shrinkage_[t] = shrinkage(r, g_)
+            self._model_bounds(res["model"], grp["model"])
         self.calibration_ = {t: 0.0 for t in TARGETS}
         self.calibration_info_: dict[str, Any] = {"n_reports": 0}
         return self
@@ -349,14 +342,19 @@ class ResourceModel(RegressorMixin, BaseEstimator):
         from connas4ml_torch.hardware.analytic.evaluate import conformal_residuals
 
         self._check_fitted()
-        res, grp = conformal_residuals(self, reports)
+        self._model_bounds(*conformal_residuals(self, reports))
+        return self
+
+    def _model_bounds(self, res: dict[str, np.ndarray], grp: dict[str, np.ndarray]) -> None:
+        """Model-level quantiles from held-out network residuals (>= 5 of a target; the DSP
+        binding's logit shifts under ``DSP_LOGIT``, docs/hardware_model.md section 6) and the
+        few-shot shrinkage (>= 8)."""
         for t, r in res.items():
             if r.size >= 5:
                 self.intervals_["model"][t] = interval_quantiles(r, grp[t])
                 self.interval_counts_["model"][t] = int(r.size)
             if r.size >= 8:
                 self.shrinkage_[t] = shrinkage(r, grp[t])
-        return self
 
     # ------------------------------------------------------------------------------------------
     # files
