@@ -202,6 +202,34 @@ def test_pooling_and_stream_fifos() -> None:
     assert par["glue_fifo_lut"] == 0 and par["glue_stream_ii"] == 0
 
 
+def test_io_parallel_max_pooling_is_a_chain_and_average_a_tree() -> None:
+    """hls4ml's ``max`` helper folds its inputs one after another and a select is not
+    rebalanced: an io_parallel max over K positions is K - 1 compare-and-selects deep, and the
+    inputs waiting for their step sit in delay lines (csynth: ~4 FF + 2 LUT per bit, whatever
+    the delay). An average's sum is balanced into a tree: log2(K) levels, no delay lines."""
+    from connas4ml_torch.hardware.analytic.layers import chain_delays
+
+    def pool(k, op, bits=16):
+        return LayerSpec("GlobalPooling1D", 16, 16, (k,), input_bits=bits, activation=op, part=PART)
+
+    mx, avg, unknown = counts(pool(128, "max"), pool(128, "average"), pool(128, None)).to_dict("records")
+    t_op = 0.4 + 0.03 * 16
+    assert mx["lat_depth"] == pytest.approx((0.8 + 127 * t_op) / 5.0)
+    assert avg["lat_depth"] == pytest.approx((0.8 + 7 * t_op) / 5.0)
+    delayed = 16 * (127 - 0.8 * 5.0 / t_op)  # all but the first clock's inputs, 16 chains
+    assert chain_delays(np.array([127.0]), np.array([16.0]), np.array([5.0]), np.array([1.0]))[0] * 16 \
+        == pytest.approx(delayed)
+    assert mx["ff_cut"] == pytest.approx(delayed * 4 * 16) and mx["lut_buf"] == pytest.approx(delayed * 2 * 16)
+    assert avg["ff_cut"] == 0 and avg["lut_buf"] == 0 and unknown == avg
+    assert mx["lut_add"] == 2 * avg["lut_add"]  # a comparator and a select mux per step
+    # short windows fit one clock: no delay line; longer chains never cost less
+    assert counts(pool(4, "max")).iloc[0]["ff_cut"] == 0
+    ffs = [counts(pool(k, "max")).iloc[0]["ff_cut"] for k in (8, 16, 32, 64, 128)]
+    assert np.all(np.diff(ffs) > 0)
+    # io_stream: one position per step against a running maximum, no chain
+    assert counts(replace(pool(128, "max"), io_type="io_stream")).iloc[0]["ff_cut"] == 0
+
+
 def test_dsp_bound_counts_wide_products() -> None:
     d = design(specs_to_frame([LayerSpec("Dense", 8, 8, weight_bits=32, input_bits=32, part=PART),
                                LayerSpec("Dense", 8, 8, weight_bits=16, input_bits=16, part=PART,

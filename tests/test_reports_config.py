@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from connas4ml_torch.hardware.analytic.reports import rows_to_specs
 from connas4ml_torch.hardware.reports import (
     REGISTRY,
     ReportError,
@@ -332,6 +333,12 @@ def test_activation_softmax_pooling_rows(reports_dir) -> None:
     ds = _read(reports_dir / DEEPSETS)
     gp = ds[ds["layer_type"] == "GlobalPooling1D"].iloc[0]
     assert (gp["config_index"], gp["n_in"], gp["n_out"]) == (12, 256, 32)
+    # the project's avg_* helper names the pooling's operation; hls4ml's n_in of a global
+    # pooling is its positions: 256 ports over 32 channels are 8 (the helper's avg<..., 8>)
+    assert gp["activation"] == "average" and "average helper" in gp["field_sources"]
+    specs, _ = rows_to_specs(ds[ds["layer_type"] == "GlobalPooling1D"].head(1))
+    assert (specs.iloc[0]["n_in"], specs.iloc[0]["kernel"], specs.iloc[0]["activation"]) == \
+        (32, (8,), "average")
     sp = _read(reports_dir / SPEHIC)
     assert set(sp.loc[sp["op"] == "pooling2d_cl", "layer_type"]) == {"Pooling2D"}
     assert set(sp.loc[sp["op"] == "zeropad2d_cl", "layer_type"]) <= {"ZeroPadding2D"}
@@ -446,3 +453,16 @@ def test_find_report_dirs_names_the_parsers(reports_dir, tmp_path) -> None:
     shutil.copy(reports_dir / NRP / "hls4ml_config.yml", tmp_path / "hls4ml_config.yml")
     with pytest.warns(ReportWarning, match="no synthesis report found"):
         assert len(read_project(tmp_path)) == 0
+
+
+def test_global_pooling_positions_whatever_counted_its_inputs() -> None:
+    """hls4ml's n_in of a global pooling is its positions; the reader's n_in (RTL ports, or
+    parameters.h's n_in x n_filt) counts every position's channels, an index's is hls4ml's."""
+    rows = pd.DataFrame([dict(level="layer", layer_type="GlobalPooling1D", top="global_pooling1d_cl_x",
+                              io_type="io_parallel", n_in=n, n_filt=c, input_bits=16, result_bits=16,
+                              field_sources=src, activation="max", part="xcvu13p-flga2577-2-e")
+                         for n, c, src in ((256, 32, "n_in=parameters.h"), (2048, 16, "n_in=ports"),
+                                           (128, 16, ""))])
+    specs, status = rows_to_specs(rows)
+    assert list(status) == ["ok"] * 3 and list(specs["activation"]) == ["max"] * 3
+    assert list(specs["kernel"]) == [(8,), (128,), (128,)] and list(specs["n_in"]) == [32, 16, 16]

@@ -208,7 +208,7 @@ def test_network_dsp_bounds_are_held_out_binding_shifts(small_model) -> None:
 
 def test_conformalize_takes_network_bounds_from_projects_the_model_never_saw(corpus, default_model) -> None:
     """The default's own fit has two complete projects, so its network bounds would be its layer
-    residuals' (hundreds of times wide); conformalize() on other groups' complete projects makes
+    residuals' (tens of times wide); conformalize() on other groups' complete projects makes
     them those projects' residual quantiles (split conformal), the DSP binding's included, and
     sets the few-shot shrinkage; fewer than five projects leave a target as it was."""
     from connas4ml_torch.hardware.fit_default import PERMISSIVE_SOURCES
@@ -233,7 +233,7 @@ def test_conformalize_takes_network_bounds_from_projects_the_model_never_saw(cor
     width, inside, n = lut_bounds(m)
     assert m.interval_counts_["model"]["LUT"] == n >= 10
     assert "DSP_logit" in m.intervals_["model"] and "DSP_logit" in m.shrinkage_
-    assert before[0] > 50 and width < 10 and inside >= 0.8
+    assert before[0] > 3 * width and width < 10 and inside >= 0.8
 
 
 def test_margin_shares_carry_the_network_bounds_factor(default_model) -> None:
@@ -291,7 +291,8 @@ def test_predict_network_breakdown_adds_up(small_model) -> None:
         assert up[t] >= net[t] - 1e-9
     assert net["II"] == pytest.approx(br["II"].max()) and net["latency_cycles"] == net["latency"]
     assert net["BRAM_18K"] > 0  # the softmax tables
-    assert net["LUT"] > small_model.predict(specs[:1] + specs[2:4])["LUT"].sum()  # + act, glue
+    # a model total is more than its weight layers: the activations and the glue carry LUTs
+    assert (br.loc[br["layer_type"].isin(["Activation", "Softmax", "glue"]), "LUT"] > 0).all()
 
 
 def test_predict_projects_and_calibration_reduce_error(corpus) -> None:

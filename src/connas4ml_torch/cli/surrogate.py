@@ -1,4 +1,5 @@
-"""``connas4ml surrogate fit|eval|calibrate``: the hardware model on your own report trees."""
+"""``connas4ml surrogate fit|eval|calibrate|conformalize``: the hardware model on your own
+report trees."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction, name: str, help_text: str) -> None:
-    """Add ``surrogate fit`` / ``surrogate eval`` / ``surrogate calibrate`` to the CLI."""
+    """Add ``surrogate fit`` / ``eval`` / ``calibrate`` / ``conformalize`` to the CLI."""
     p = subparsers.add_parser(name, help=help_text, description=help_text)
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     fit = sub.add_parser("fit", help="fit a ResourceModel on the reports under DIR")
@@ -24,6 +25,17 @@ def register(subparsers: argparse._SubParsersAction, name: str, help_text: str) 
     cal.add_argument("dir", type=Path)
     cal.add_argument("-o", "--out", type=Path, required=True, help="calibrated model file (.skops)")
     cal.set_defaults(func=_calibrate)
+    conf = sub.add_parser(
+        "conformalize", help="set MODEL's network prediction intervals from complete projects in "
+                             "DIR that it was NOT fitted on, and save it",
+        description="Split conformal prediction with sources as the units: each top-level folder "
+                    "of DIR counts as one source (one design family); at least 5 complete projects "
+                    "per target are needed, and the projects must not be ones MODEL was fitted on, "
+                    "or the intervals come out too narrow.")
+    conf.add_argument("model")
+    conf.add_argument("dir", type=Path)
+    conf.add_argument("-o", "--out", type=Path, required=True, help="model file (.skops)")
+    conf.set_defaults(func=_conformalize)
 
 
 def _load(name: str):
@@ -90,4 +102,42 @@ def _calibrate(args: argparse.Namespace) -> int:
     print(f"calibrated on {info['n_model_reports']} model-level reports and {info['n_layer_rows']} "
           f"layer rows; factors {{{', '.join(f'{t}: {f:.2f}' for t, f in info['factor'].items())}}}, "
           f"DSP share shifted by {info['dsp_logit_shift']:+.2f} in logit; wrote {args.out}")
+    return 0
+
+
+def _conformalize(args: argparse.Namespace) -> int:
+    import sys
+
+    import numpy as np
+
+    from connas4ml_torch.hardware.reports import read_reports
+
+    df = read_reports(args.dir)
+    if "source_repo" not in df and len(df):  # one source per top-level folder of DIR
+        root = Path(args.dir).resolve()
+        df["source_repo"] = [Path(p).resolve().relative_to(root).parts[0]
+                             if Path(p).resolve().is_relative_to(root) else str(p)
+                             for p in df["report"]]
+    model = _load(args.model).conformalize(df)
+    counts = model.conformal_counts_
+    if max((counts.get(t, 0) for t in ("LUT", "FF", "DSP", "latency")), default=0) < 5:
+        print(f"error: {args.dir} holds {counts.get('LUT', 0)} complete project(s) (a model-level "
+              "report whose every layer is configured); conformalize needs at least 5. "
+              f"`connas4ml reports scan {args.dir}` says which layers could not be configured. "
+              "Nothing written.", file=sys.stderr)
+        return 2
+    lo, hi = model._shift("model", 0.05), model._shift("model", 0.95)
+    print(f"{'target':10s} {'projects':>8s}  90% network interval (x prediction)")
+    for t in ("LUT", "FF", "DSP", "BRAM_18K", "latency", "II"):
+        n = counts.get(t, 0)
+        span = f"{np.exp(lo[t]):.2f} .. {np.exp(hi[t]):.2f}" if n >= 5 else \
+            "kept (fewer than 5 projects)"
+        print(f"{t:10s} {n:8d}  {span}")
+    off = [t for t in ("LUT", "FF", "DSP", "latency") if counts.get(t, 0) >= 5 and
+           (lo[t] > 0.0 or hi[t] < 0.0)]
+    if off:
+        print(f"the interval of {', '.join(off)} excludes 1: the point prediction is off by a factor "
+              "on these projects; `connas4ml surrogate calibrate` moves it")
+    model.save(args.out)
+    print(f"wrote {args.out}")
     return 0

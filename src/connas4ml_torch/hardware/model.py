@@ -338,11 +338,14 @@ class ResourceModel(RegressorMixin, BaseEstimator):
         """Model-level prediction intervals (and the few-shot shrinkage) from complete projects
         the model was NOT fitted on (split conformal, sources as the units): the shipped default
         rests on two complete projects of its own, so its network bounds come from the other
-        groups' projects. Targets with fewer than five such projects keep their intervals."""
+        groups' projects. Targets with fewer than five such projects keep their intervals;
+        ``conformal_counts_`` says how many each target had."""
         from connas4ml_torch.hardware.analytic.evaluate import conformal_residuals
 
         self._check_fitted()
-        self._model_bounds(*conformal_residuals(self, reports))
+        res, grp = conformal_residuals(self, reports)
+        self._model_bounds(res, grp)
+        self.conformal_counts_ = {t: int(r.size) for t, r in res.items()}
         return self
 
     def _model_bounds(self, res: dict[str, np.ndarray], grp: dict[str, np.ndarray]) -> None:

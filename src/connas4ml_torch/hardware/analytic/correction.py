@@ -42,7 +42,7 @@ GLUE_SCALE = {"glue_layers": {"LUT": 40.0, "FF": 6.0},
 _DSP_ALPHA0, _DSP_BETA0 = -5.0, np.array([0.0, 0.0, 1.0])
 _LOSS = dict(loss="soft_l1", f_scale=0.5, method="trf", max_nfev=400, x_scale=1.0)
 # the model level has a handful of projects per source, and some carry what no layer model
-# explains (an AXI wrapper's registers, a 2048-element registered pooling): a redescending loss
+# explains (an AXI wrapper's registers, a 2048-lane registered activation): a redescending loss
 # lets them stop pulling the scale of everyone else's totals (leave-one-source-out model FF:
 # soft_l1 32% median, cauchy 21%; docs/hardware_model.md, section 5)
 _NET_LOSS = dict(_LOSS, loss="cauchy", f_scale=0.3)

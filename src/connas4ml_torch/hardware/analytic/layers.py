@@ -51,6 +51,11 @@ CLOCK_SHARE = 0.8               # usable share of the clock period (12.5-27% unc
 _CUT_T_PRODUCT = 1.5            # a constant (shift-and-add) product
 _CUT_T_ADD = (0.2, 0.02)        # one carry-chain adder of b bits: 0.2 + 0.02 b
 _CUT_MAX = 64                   # cuts evaluated at most (a deeper path is clipped there)
+# one compare-and-select of a max pooling, or one pooling tree level: 0.4 + 0.03 b ns
+_T_POOL_OP = (0.4, 0.03)
+# csynth's price of a b-bit value delayed several clocks (a shift register), per bit: Vitis
+# reports 64 FF + 32 LUT for each 15-bit input of a 128-input max chain, whatever its delay
+_SRL_FF, _SRL_LUT = 4.0, 2.0
 
 
 def _prod(t: object) -> float:
@@ -156,6 +161,22 @@ def register_cuts(nz: np.ndarray, n_out: np.ndarray, wb: np.ndarray, ib: np.ndar
         live = np.where(t < t_prod, nz * (wb + ib), n_out * ab * np.maximum(fan * 2.0 ** -done, 1.0))
         bits += np.where(cuts >= k, live, 0.0)
     return bits
+
+
+def chain_delays(length: np.ndarray, ib: np.ndarray, clock: np.ndarray,
+                 speed: np.ndarray) -> np.ndarray:
+    """Inputs delayed past the first clock in one pipelined compare-and-select chain of
+    ``length`` steps (an io_parallel max pooling: hls4ml's ``max`` helper folds its inputs one
+    after another, and a select is not an operation HLS rebalances into a tree).
+
+    The scheduler packs ``r`` steps into each usable clock, so all but the first ``r`` inputs
+    wait in delay lines until their step. HLS prices a delay line of several clocks as a shift
+    register, at a cost set by the value's width, not by its length (docs/hardware_model.md,
+    "Pooling"); the running maximum's register per clock is the layer's ``ff_dyn``.
+    """
+    t_op = (_T_POOL_OP[0] + _T_POOL_OP[1] * ib) * speed
+    r = CLOCK_SHARE * clock / t_op  # steps per usable clock
+    return np.maximum(length - r, 0.0)
 
 
 def layer_counts(df: pd.DataFrame, e2: np.ndarray | None = None) -> pd.DataFrame:
@@ -301,7 +322,16 @@ def layer_counts(df: pd.DataFrame, e2: np.ndarray | None = None) -> pd.DataFrame
     # n_in channels per step (windows kept in line buffers), global pooling accumulates
     ops = np.where(pool, np.where(stream, n_in * (K - 1), n_in * P * (K - 1)),
                    np.where(stream, n_in, n_in * (K - 1)))
-    out["lut_add"] += np.where(pool | gpool, np.maximum(ops, n_in) * ib, 0.0)
+    # a max is a comparator's carry chain plus a select mux (two b-bit LUT rows), an average's
+    # step one adder; io_parallel max pooling is a chain of K - 1 of them (``chain_delays``),
+    # an average's sum HLS balances into a tree (a pooling of unknown op: the tree)
+    vmax = (pool | gpool) & (act == "max")
+    chain = vmax & ~stream
+    out["lut_add"] += np.where(pool | gpool, np.maximum(ops, n_in) * ib * np.where(vmax, 2.0, 1.0), 0.0)
+    delayed = np.where(chain, np.where(gpool, n_in, n_in * P) *
+                       chain_delays(K - 1.0, ib, x["clock"], x["speed"]), 0.0)
+    out["ff_cut"] += delayed * _SRL_FF * ib
+    out["lut_buf"] += delayed * _SRL_LUT * ib
     out["lut_buf"] += np.where(pool & stream, x["in_w"] * n_in * ib / 32.0, 0.0)
     out["ff_static"] += np.where((pool | gpool) & stream, n_in * (rb + ib), 0.0)
     out["lut_io"] += np.where((pool | gpool) & stream, n_in * (ib + rb), 0.0)
@@ -310,7 +340,8 @@ def layer_counts(df: pd.DataFrame, e2: np.ndarray | None = None) -> pd.DataFrame
     out["lat_iter"] += np.where(pool | gpool, psteps - 1.0, 0.0)
     out["ii_iter"] += np.where(pool | gpool, psteps, 0.0)
     pl = np.where(gpool & ~stream, ceil_log2(K), np.where(pool, ceil_log2(K), 0.0))
-    t_ns = t_ns + np.where(pool | gpool, 0.8 + pl * (0.4 + 0.03 * ib), 0.0)
+    pl = np.where(chain, K - 1.0, pl)
+    t_ns = t_ns + np.where(pool | gpool, 0.8 + pl * (_T_POOL_OP[0] + _T_POOL_OP[1] * ib), 0.0)
 
     # ---- pipeline depth in cycles: the iteration's delay over the clock, at the part's speed
     # (7-series parts apart: how much slower their delay model is than the prior's factor is

@@ -46,14 +46,15 @@ def row_kind(layer_type: Any, function: Any, activation: Any = None) -> tuple[st
     if lt in ("Activation", "Softmax") and act:
         return ("Softmax", "softmax") if act == "softmax" or lt == "Softmax" else ("Activation", act)
     lt = _ALIASES.get(lt, lt) or ""
+    pool_op = act if act in ("max", "average") else None  # a pooling's operation, where known
     if lt in LAYER_TYPES and lt not in ("Activation", "Merge", "Pooling1D", "Pooling2D"):
-        return lt, ("softmax" if lt == "Softmax" else None)
+        return lt, ("softmax" if lt == "Softmax" else pool_op if "Pooling" in lt else None)
     if fn.startswith("softmax"):
         return "Softmax", "softmax"
     m = re.match(r"(global_)?pooling([12])d", fn)
     if m:
         kind = ("GlobalPooling" if m.group(1) else "Pooling") + m.group(2) + "D"
-        return kind, None
+        return kind, pool_op
     if fn.startswith("normalize"):
         return "BatchNormalization", None
     for a in _ACT_NAMES:
@@ -148,7 +149,15 @@ def _spec_fields(row: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
             iw, ih = _num(row, "in_width"), _num(row, "in_height")
             ow, oh = _num(row, "out_width"), _num(row, "out_height")
             if kind.startswith("Global"):
+                if not np.isfinite(chan):  # a global pooling's outputs are its channels
+                    chan = _num(row, "n_out")
                 steps = total if np.isfinite(total) else (iw * (ih if dims == 2 else 1))
+                # the reader's n_in (RTL ports, or parameters.h's n_in x n_filt) counts every
+                # position's channels; hls4ml's n_in, as an index states it, the positions
+                src = re.search(r"(?:^|;)n_in=([^;]*)", str(row.get("field_sources") or ""))
+                if src and src.group(1).startswith(("ports", "parameters.h")) and \
+                        np.isfinite(chan) and chan > 0 and steps % chan == 0:
+                    steps /= chan
                 base.update(n_in=chan, n_out=chan, kernel=(steps,) if np.isfinite(steps) else ())
             else:
                 pw = _num(row, "pool_width")

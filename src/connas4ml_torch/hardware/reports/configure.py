@@ -156,6 +156,26 @@ def configure_layers(rows: list[dict[str, Any]], cfg: dict[str, Any],
         y = yml.get(k) if k is not None and ltype == owners.get(k) else (
             (None, fb, "same for all layers of this kind") if fb else None)
         _configure_group(k, grp, ltype, cfg, p, y, weights)
+    _pool_ops(rows)
+
+
+# hls4ml's pooling layers reduce each window through one helper per operation (``max`` /
+# ``avg`` in nnet_pooling.h), synthesized as functions of their own
+_POOL_HELPERS = {"max": "max", "avg": "average"}
+
+
+def _pool_ops(rows: list[dict[str, Any]]) -> None:
+    """Name the operation of a project's pooling layers where its reports show exactly one of
+    hls4ml's pooling helpers (a max is a compare-and-select chain, an average an adder tree)."""
+    ops = {_POOL_HELPERS[r["op"]] for r in rows
+           if r.get("layer_type") == "other" and r.get("op") in _POOL_HELPERS}
+    if len(ops) != 1:
+        return
+    op = ops.pop()
+    for r in rows:
+        if "Pooling" in str(r.get("layer_type")) and not r.get("activation"):
+            r["activation"] = op
+            r["_src"]["activation"] = f"name (the project's {op} helper function)"
 
 
 def _configure_group(k: int | None, grp: list[dict[str, Any]], ltype: str,
