@@ -175,10 +175,12 @@ def test_network_dsp_bounds_are_held_out_binding_shifts(small_model) -> None:
     binding shift (every layer's DSP share moved in logit space by the quantile of the shifts
     that matched held-out networks): a tool that puts a layer's products in LUTs is one shift
     that no factor reaches, a near-saturated binding moves only by a factor. The residual
-    recovers a known shift, and a network measured at 0 DSP is the all-LUT end."""
+    recovers a known shift; a network measured at 0 DSP is where its expectation falls below
+    half a slice, not the all-LUT end."""
     from connas4ml_torch.hardware.analytic import design
     from connas4ml_torch.hardware.analytic.fitting import (
         DSP_LOGIT_LIMIT,
+        DSP_ZERO,
         QGRID,
         dsp_logit_residual,
     )
@@ -202,8 +204,14 @@ def test_network_dsp_bounds_are_held_out_binding_shifts(small_model) -> None:
     p, q, D = small_model.params_, small_model.net_params_, design(frame)
     y = small_model._network(frame, None, 1.7)["DSP"]
     assert dsp_logit_residual(p, q, frame, D, y) == pytest.approx(1.7, abs=1e-3)
-    assert dsp_logit_residual(p, q, frame, D, 0.0) == -DSP_LOGIT_LIMIT
+    # a measured 0 says the expectation was below half a slice: the shift that brings it there
+    zero = dsp_logit_residual(p, q, frame, D, 0.0)
+    assert -DSP_LOGIT_LIMIT < zero < 1.7
+    assert small_model._network(frame, None, zero)["DSP"] == pytest.approx(DSP_ZERO, rel=1e-3)
     assert dsp_logit_residual(p, q, frame, D, 1e9) == DSP_LOGIT_LIMIT
+    # a network with no DSP candidates: no shift moves it, nothing to learn
+    act = specs_to_frame([LayerSpec("Activation", 64, 64, activation="relu", part=PART)])
+    assert dsp_logit_residual(p, q, act, design(act), 0.0) == 0.0
 
 
 def test_conformalize_takes_network_bounds_from_projects_the_model_never_saw(corpus, default_model) -> None:
@@ -357,6 +365,24 @@ def test_calibration_reopens_a_dsp_binding_the_default_closed(corpus, default_mo
         warnings.simplefilter("ignore", OutOfDomainWarning)
         layer = m.predict(specs)["DSP"].iloc[0]
     assert layer <= design(specs_to_frame(specs))["dsp_open"][0] + 1e-9
+
+
+def test_a_report_without_dsps_pulls_the_dsp_share_down_only_to_the_rounding(corpus, default_model) -> None:
+    """A report of 0 DSP says its expectation was below half a slice. Calibrating on one (an
+    OpenML network whose 16-bit constant products all went to LUTs) shifts the share just far
+    enough that the report rounds to 0, where the uncensored residual took the -12 end."""
+    from connas4ml_torch.hardware.analytic.fitting import DSP_LOGIT_LIMIT, DSP_ZERO
+
+    test = corpus[corpus["source_repo"] == "Lrozzy+hls4ml_OpenML"]
+    P = default_model.predict_projects(test)
+    zero = P[P["complete"] & (P["meas_DSP"] == 0) & (P["pred_DSP"] > 1)]
+    assert len(zero)
+    one = test[test["source"] == zero["source"].iloc[0]]
+    m = copy.deepcopy(default_model).calibrate(one, shrinkage=0.0)
+    shift = m.calibration_["DSP_logit"]
+    assert -DSP_LOGIT_LIMIT < shift < 0
+    after = m.predict_projects(one)
+    assert after[after["complete"]]["pred_DSP"].iloc[0] == pytest.approx(DSP_ZERO, rel=1e-3)
 
 
 def test_save_load_roundtrip(small_model, tmp_path) -> None:

@@ -13,7 +13,7 @@ import pandas as pd
 from connas4ml_torch.errors import ConfigError, OutOfDomainWarning
 from connas4ml_torch.hardware.analytic import design
 from connas4ml_torch.hardware.analytic.correction import DSP_LOGIT, TARGETS
-from connas4ml_torch.hardware.analytic.fitting import bisect_shift, dsp_logit_residual
+from connas4ml_torch.hardware.analytic.fitting import bisect_shift, dsp_logit_residual, dsp_residual
 from connas4ml_torch.hardware.analytic.reports import project_layers, training_rows
 from connas4ml_torch.hardware.features import SPEC_COLUMNS, specs_to_frame
 from connas4ml_torch.hardware.resources import canonical_resource
@@ -119,7 +119,7 @@ def _dsp_logit_fit(model: Any, projects: list[dict], frames: list[pd.DataFrame],
               if np.isfinite(p["measured"]["DSP"]) and p["measured"]["DSP"] >= 0]
 
         def resid(c: float) -> float:
-            return float(np.mean([np.log1p(y) - np.log1p(model._network(f, None, base + c)["DSP"])
+            return float(np.mean([dsp_residual(y, model._network(f, None, base + c)["DSP"])
                                   for y, f in ys]))
     else:
         yt = pd.to_numeric(Y["DSP"], errors="coerce").to_numpy(float)
@@ -127,7 +127,7 @@ def _dsp_logit_fit(model: Any, projects: list[dict], frames: list[pd.DataFrame],
 
         def resid(c: float) -> float:
             p = model._layers(frame, None, dsp_logit=base + c)[0]["DSP"].to_numpy(float)
-            return float(np.mean(np.log1p(yt[ok]) - np.log1p(p[ok])))
+            return float(np.mean(dsp_residual(yt[ok], p[ok])))
     return bisect_shift(resid)
 
 

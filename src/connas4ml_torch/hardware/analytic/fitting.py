@@ -29,7 +29,8 @@ from connas4ml_torch.hardware.analytic.network import (
 
 __all__ = ["QGRID", "LayerData", "NetData", "layer_data", "net_data", "fit_params",
            "network_arrays", "loso_residuals", "source_weights", "interval_quantiles",
-           "outward_bound", "bisect_shift", "dsp_logit_residual", "DSP_LOGIT_LIMIT"]
+           "outward_bound", "bisect_shift", "dsp_logit_residual", "dsp_residual",
+           "DSP_LOGIT_LIMIT", "DSP_ZERO"]
 
 QGRID = np.round(np.linspace(0.01, 0.99, 99), 2)  # probabilities of the stored residual quantiles
 
@@ -137,17 +138,35 @@ def fit_params(ld: LayerData, nd: NetData | None, ridge: float, net_ridge: float
 DSP_LOGIT_LIMIT = 12.0  # a DSP share moved this far in logit space is all or nothing
 
 
+# a report's DSP count is whole: 0 says the expectation was below half a slice, not that it was 0
+DSP_ZERO = 0.5
+
+
+def dsp_residual(y: np.ndarray | float, pred: np.ndarray | float) -> np.ndarray:
+    """``log1p(y) - log1p(pred)`` of DSP counts, censored at the rounding: a measured 0 only says
+    the expectation was below ``DSP_ZERO``, so it pulls a prediction down to there and no
+    further (it was the -12 end of every shift: one 0-DSP report moved a calibration by all the
+    shrinkage allowed; docs/hardware_model.md, section 7)."""
+    y, pred = np.asarray(y, float), np.asarray(pred, float)
+    return np.where(y >= DSP_ZERO, np.log1p(y) - np.log1p(pred),
+                    np.minimum(np.log1p(DSP_ZERO) - np.log1p(pred), 0.0))
+
+
 def bisect_shift(resid, limit: float = DSP_LOGIT_LIMIT) -> float:
-    """The root of ``resid`` (decreasing in the shift) in [-limit, limit], or the nearer end when
-    no shift reaches it (a measured DSP count beyond what the shares can give)."""
+    """The largest shift in [-limit, limit] at which ``resid`` (non-increasing in the shift) is
+    still >= 0: its root, or the nearer end when no shift reaches it (a measured DSP count beyond
+    what the shares can give); 0 when no shift moves it (the shares hold no DSP candidates)."""
     lo, hi = -limit, limit
-    if resid(lo) <= 0.0:
+    r_lo, r_hi = resid(lo), resid(hi)
+    if r_lo == r_hi:
+        return 0.0
+    if r_lo < 0.0:
         return lo
-    if resid(hi) >= 0.0:
+    if r_hi >= 0.0:
         return hi
     for _ in range(30):
         mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if resid(mid) > 0.0 else (lo, mid)
+        lo, hi = (mid, hi) if resid(mid) >= 0.0 else (lo, mid)
     return 0.5 * (lo + hi)
 
 
@@ -161,7 +180,7 @@ def dsp_logit_residual(p: dict, q: dict, frame: pd.DataFrame, D: dict[str, np.nd
         _, S, G = network_arrays(p, frame, D, c)
         tot = predict_totals(q, {k: np.array([v]) for k, v in S.items()},
                              {k: np.array([v]) for k, v in G.items()})[0]["DSP"][0]
-        return float(np.log1p(y) - np.log1p(tot))
+        return float(dsp_residual(y, tot))
     return bisect_shift(resid)
 
 
