@@ -16,13 +16,15 @@ class Stop(Exception):
     """Raised from ``on_step`` at a chosen step: a synchronised interruption, not a timed one."""
 
 
-def _search(cost, seed: int = 5, settle_steps: int = 0):
+def _search(cost, seed: int = 5, settle_steps: int = 0, weight_aware: bool = True):
+    from connas4ml_torch.search.settings import SearchSettings
+
     torch.manual_seed(seed)
     x, y = task(seed, n=1536)
     sn = cn.searchable(mlp(), cn.SearchSpace(**SPACE), example_input=x[:256])
-    search = cn.Search(sn, cost, HLS, constraints={"LUT": 4e4}, arch_lr=0.05, dual_lr=0.2,
-                       warmup_steps=4, temperature=(1.0, 0.3), anneal_steps=30,
-                       settle_steps=settle_steps)
+    settings = SearchSettings(arch_lr=0.05, dual_lr=0.2, warmup_steps=4, temperature=(1.0, 0.3),
+                              anneal_steps=30, settle_steps=settle_steps, weight_aware=weight_aware)
+    search = cn.Search(sn, cost, HLS, constraints={"LUT": 4e4}, settings=settings)
     opt = torch.optim.Adam(sn.weight_parameters(), 5e-3)
     train = TensorBatches(x[:1024], y[:1024], 64, torch.Generator().manual_seed(seed))
     val = TensorBatches(x[1024:], y[1024:], 64, torch.Generator().manual_seed(seed + 1))
@@ -102,9 +104,11 @@ def test_resume_after_interruption_is_bit_for_bit_the_uninterrupted_run(tmp_path
 def test_settle_phase_trains_the_selected_network_with_the_architecture_frozen():
     """settle_steps: the last steps of fit() train the network the selection picks at their
     start, alone; the architecture does not move; selection()/derive() return that network,
-    whose outputs are the supernet's fixed at it."""
+    whose outputs are the supernet's fixed at it. (The cost tables are held fixed: with one
+    settle epoch there is no epoch end at which a network the weight-aware tables pushed past
+    its budget is repaired; that path is the test above.)"""
     cost = cn.ResourceModel.default()
-    search, opt, tr, va = _search(cost, settle_steps=16)
+    search, opt, tr, va = _search(cost, settle_steps=16, weight_aware=False)
     sn = search.supernet
     seen = {}
 
