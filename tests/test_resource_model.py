@@ -338,8 +338,8 @@ def test_calibration_reopens_a_dsp_binding_the_default_closed(corpus, default_mo
     """A tool that puts 6-bit constant products on DSPs (one real report: 38 DSPs where the
     default predicts ~0): calibrate() shifts the DSP share in logit space, the prediction rises
     towards the report and stays within the layers' DSP candidates; nothing else moves for DSP.
-    By default one report moves the shift only part of the way: held-out networks of one source
-    differ in their binding more than sources do (``shrinkage_["DSP_logit"]``)."""
+    By default one report moves the shift only part of the way, n / (n + s), with ``s``
+    (``shrinkage_["DSP_logit"]``) fitted from how held-out networks' bindings scatter."""
     from connas4ml_torch.hardware.analytic import design
 
     test = corpus[corpus["source_repo"] == "kimhaneal11+hls4ml_practice"]
@@ -356,10 +356,12 @@ def test_calibration_reopens_a_dsp_binding_the_default_closed(corpus, default_mo
     assert m.calibration_info_["dsp_logit_shift"] == m.calibration_["DSP_logit"]
     after = dsp_after(m)
     assert P["pred_DSP"].iloc[0] * 5 < after < P["meas_DSP"].iloc[0] * 1.5
-    assert default_model.shrinkage_["DSP_logit"] > 1.0
+    s = default_model.shrinkage_["DSP_logit"]
+    assert s > 0
+    full = copy.deepcopy(default_model).calibrate(test, shrinkage=0.0)
     cautious = copy.deepcopy(default_model).calibrate(test)
-    assert 0 < cautious.calibration_["DSP_logit"] < m.calibration_["DSP_logit"]
-    assert P["pred_DSP"].iloc[0] < dsp_after(cautious) < after
+    assert cautious.calibration_["DSP_logit"] == pytest.approx(full.calibration_["DSP_logit"] / (1 + s))
+    assert P["pred_DSP"].iloc[0] < dsp_after(cautious) < dsp_after(full)
     specs = [dense(64, 32, 6, 16, part="xcu55c-fsvh2892-2l-e")]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", OutOfDomainWarning)
