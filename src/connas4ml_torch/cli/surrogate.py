@@ -115,9 +115,12 @@ def _conformalize(args: argparse.Namespace) -> int:
     df = read_reports(args.dir)
     if "source_repo" not in df and len(df):  # one source per top-level folder of DIR
         root = Path(args.dir).resolve()
-        df["source_repo"] = [Path(p).resolve().relative_to(root).parts[0]
-                             if Path(p).resolve().is_relative_to(root) else str(p)
-                             for p in df["report"]]
+
+        def top_folder(report: str) -> str:
+            path = Path(report).resolve()
+            return path.relative_to(root).parts[0] if path.is_relative_to(root) else report
+
+        df["source_repo"] = df["report"].astype(str).map(top_folder)
     model = _load(args.model).conformalize(df)
     counts = model.conformal_counts_
     if max((counts.get(t, 0) for t in ("LUT", "FF", "DSP", "latency")), default=0) < 5:
