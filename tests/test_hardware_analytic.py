@@ -329,3 +329,16 @@ def test_register_model_on_an_unseen_groups_project(reports_dir) -> None:
     # latency: 4 one-cycle Dense + 3 ReLUs that report 0 measure 10 cycles; with the hand-over
     # of each layer boundary 9.3 (without it, 8.3)
     assert abs(P["pred_latency"].iat[0] / P["meas_latency"].iat[0] - 1) < 0.1
+
+
+def test_copy_layers_by_hand() -> None:
+    """Zero padding and nearest resize (nnet_padding*.h, nnet_image*.h): wiring under
+    io_parallel; under io_stream one output pixel per step, a select per output bit, and a resize
+    holds an input row (of a square map upsampled 2x: sqrt(P) / 2 pixels) in registers."""
+    pad = LayerSpec("ZeroPadding2D", 8, 8, (), (18, 18), input_bits=32, result_bits=32,
+                    io_type="io_stream", part=PART)
+    c = counts(pad, replace(pad, layer_type="Resize", out_size=(32, 32)), replace(pad, io_type="io_parallel"))
+    assert c["ii_iter"].iloc[0] == 18 * 18 and c["lat_iter"].iloc[0] == 18 * 18 - 1
+    assert c["lut_io"].iloc[0] == 8 * 32 and c["ff_buf"].iloc[0] == 0
+    assert c["ff_buf"].iloc[1] == 16 * 8 * 32 and c["lut_buf"].iloc[1] == 16 * 8 * 32 / 4
+    assert (c.iloc[2].drop("n_layers_w", errors="ignore") == 0).all()

@@ -24,7 +24,7 @@ from connas4ml_torch.hardware.reports import (
     read_project,
     read_reports,
 )
-from connas4ml_torch.hardware.reports.hls4ml_layers import closest_reuse_factor
+from connas4ml_torch.hardware.reports.hls4ml_layers import closest_reuse_factor, struct_fields
 
 NRP = "nrp-nautilus+6nrp-hls4ml/c83384d5a4/model_1/hls4ml_prj"
 GAUSS = "uw-acme+HLS4ML_VS_MANUAL/070cfbd5d7/src/hdl/RHEED_Gaussian/hls4ml/gaussian_new_hls4ml_prj"
@@ -466,3 +466,105 @@ def test_global_pooling_positions_whatever_counted_its_inputs() -> None:
     specs, status = rows_to_specs(rows)
     assert list(status) == ["ok"] * 3 and list(specs["activation"]) == ["max"] * 3
     assert list(specs["kernel"]) == [(8,), (128,), (128,)] and list(specs["n_in"]) == [32, 16, 16]
+
+
+def test_pooling_sized_by_parameters_h_kernel_and_output() -> None:
+    """A pooling whose struct gave only its sizes (kernel, output pixels, n_out = pixels x
+    channels), no per-field columns: the channels are n_out over the output pixels."""
+    rows = pd.DataFrame([dict(level="layer", layer_type="Pooling2D", top="pooling2d_cl_array_x_8u_config4_s",
+                              io_type="io_stream", n_in=8192, n_out=2048, kernel=(2, 2), out_size=(16, 16),
+                              input_bits=32, result_bits=32, part="xc7z020-clg400-1")])
+    specs, status = rows_to_specs(rows)
+    assert list(status) == ["ok"]
+    assert (specs["n_in"].iloc[0], specs["kernel"].iloc[0], specs["out_size"].iloc[0]) == (8, (2, 2), (16, 16))
+
+
+def test_copy_layers_are_modeled_and_unknown_stream_words_are_not_guessed() -> None:
+    """Zero padding and nearest resize (hls4ml inserts padding before every io_stream 'same'
+    conv) are layers the model costs, over their OUTPUT pixels; an io_stream element-wise layer
+    whose word size nothing states is unconfigured when it is a feature map, one word when small."""
+    base = dict(level="layer", io_type="io_stream", input_bits=32, result_bits=32, part="xc7z020-clg400-1")
+    rows = pd.DataFrame([
+        dict(base, layer_type="ZeroPadding2D", top="zeropad2d_cl_array_array_ap_fixed_8u_config23_s",
+             n_in=2048, n_out=2592),
+        dict(base, top="resize_nearest_array_ap_fixed_4u_config13_s", n_in=64, n_out=256),
+        dict(base, layer_type="Activation", activation="leaky_relu", top="leaky_relu_me_config7",
+             n_in=24640),
+        dict(base, layer_type="Activation", activation="tanh", top="tanh_config2_s", n_in=32),
+    ])
+    specs, status = rows_to_specs(rows)
+    assert list(status) == ["ok", "ok", "unconfigured", "ok"]
+    assert list(specs["layer_type"][:2]) == ["ZeroPadding2D", "Resize"]
+    assert specs["n_in"].iloc[0] == 8 and specs["out_size"].iloc[0] == (324,)
+    assert specs["n_in"].iloc[1] == 4 and specs["out_size"].iloc[1] == (64,)
+    assert specs["n_in"].iloc[3] == 32
+
+
+def test_resize_struct_sizes() -> None:
+    """hls4ml's resize_config states height/width -> new_height/new_width."""
+    got = struct_fields({"height": 4, "width": 4, "n_chan": 4, "new_height": 8, "new_width": 8}, "Resize")
+    assert (got["n_in"], got["n_out"]) == (64, 256)
+    pad = struct_fields({"in_height": 8, "in_width": 8, "n_chan": 4, "out_height": 10, "out_width": 10},
+                        "ZeroPadding2D")
+    assert (pad["n_in"], pad["n_out"]) == (256, 400)
+
+
+def test_tool_database_copies_are_not_a_second_project(reports_dir, tmp_path) -> None:
+    """A solution's ``.autopilot/db`` holds the HLS tool's ``*.verbose.rpt`` copies of the same
+    synthesis: read beside ``syn/report`` they would count as a second project; alone they are
+    the only record and are read."""
+    prj = tmp_path / "hls4ml_prj"
+    shutil.copytree(reports_dir / NRP, prj)
+    report = prj / REPORT
+    db = report.parent.parent / ".autopilot" / "db"
+    db.mkdir(parents=True)
+    shutil.copy(report / "myproject_csynth.rpt", db / "myproject.verbose.rpt")
+    models = lambda df: df[df["level"] == "model"]  # noqa: E731
+    assert len(models(read_reports(tmp_path, progress=False))) == 1
+    shutil.rmtree(report)
+    got = models(read_reports(tmp_path, progress=False))
+    assert len(got) == 1 and "/.autopilot/db/" in got["report"].iloc[0]
+
+
+def test_fifo_strobes_are_not_output_data() -> None:
+    """An ap_fifo stream's one-bit ``_write`` strobe is not a data output (the word is ``_din``);
+    a scalar input named ``data_0_V_read`` is Vivado HLS's name for the data itself."""
+    from connas4ml_torch.hardware.reports.csynth_xml import ports_sizes
+
+    got = ports_sizes([("res_V_data_0_V_din", "out", "pointer", "32"),
+                       ("res_V_data_0_V_full_n", "in", "pointer", "1"),
+                       ("res_V_data_0_V_write", "out", "pointer", "1"),
+                       ("data_0_V_read", "in", "scalar", "16")])
+    assert got["port_out_bits"] == 32 and (got["ports_in"], got["port_in_bits"]) == (1, 16)
+
+
+def test_layer_types_from_the_top_functions_calls(tmp_path) -> None:
+    """Vivado elides a repeated type from a function's name (``pointwise_conv_1d_cl_ap_fixed_
+    ap_fixed_16_6_...``); the top function's call states both in full, through defines.h."""
+    from connas4ml_torch.hardware.reports.parameters_h import parse_layer_calls
+
+    cpp = tmp_path / "myproject.cpp"
+    cpp.write_text(
+        "void myproject(input_t input_1[N_INPUT_1_1], result_t layer13_out[1]) {\n"
+        "    nnet::pointwise_conv_1d_cl<input_t, layer15_t, config15>(input_1, layer15_out, w15, b15);\n"
+        "    nnet::relu<layer15_t, layer4_t, relu_config4>(layer15_out, layer4_out); // q_act\n"
+        "    nnet::add<layer4_t, layer4_t, layer5_t, config5>(layer4_out, layer4_out, layer5_out);\n"
+        "    nnet::conv_2d_cl<nnet::array<ap_fixed<12,4>, 3*1>, layer6_t, config6>(a, b, w6, b6);\n"
+        "    nnet::copy<unknown_t, layer7_t>(x, y);\n}\n")
+    typedefs = {"input_t": "ap_fixed<10,3>", "layer15_t": "ap_fixed<16,6>",
+                "layer4_t": "ap_ufixed<8,0,AP_RND_CONV,AP_SAT>", "layer5_t": "ap_fixed<9,1>",
+                "layer6_t": "nnet::array<ap_fixed<20,8>, 8*1>"}
+    got = parse_layer_calls(cpp, typedefs)
+    assert got == {15: {"input_bits": 10, "result_bits": 16}, 4: {"input_bits": 16, "result_bits": 8},
+                   5: {"input_bits": 8, "result_bits": 9}, 6: {"input_bits": 12, "result_bits": 20}}
+
+
+def test_conv_positions_per_iteration_from_parameters_h() -> None:
+    """hls4ml's n_partitions is the io_parallel conv's pipeline iterations (positions / the
+    ParallelizationFactor); its pointwise kernel computes every position at once."""
+    conv = {"n_chan": 14, "n_filt": 10, "filt_width": 1, "out_width": 10, "n_partitions": 5}
+    assert struct_fields(conv, "Conv1D")["parallelization"] == 2
+    assert struct_fields({**conv, "implementation": "pointwise"}, "Conv1D")["parallelization"] == 10
+    conv2 = {"n_chan": 3, "n_filt": 8, "filt_height": 3, "filt_width": 3, "out_height": 6,
+             "out_width": 6, "n_partitions": 36}
+    assert struct_fields(conv2, "Conv2D")["parallelization"] == 1

@@ -9,12 +9,14 @@ from typing import Any
 from connas4ml_torch.errors import ConfigError
 from connas4ml_torch.hardware.config import HLSConfig
 
-__all__ = ["LayerSpec", "LAYER_TYPES", "WEIGHT_LAYERS", "ACTIVATIONS", "TABLE_ACTIVATIONS"]
+__all__ = ["LayerSpec", "LAYER_TYPES", "WEIGHT_LAYERS", "COPY_LAYERS", "ACTIVATIONS", "TABLE_ACTIVATIONS"]
 
 # hls4ml layer class names the hardware model knows (hls4ml/model/layers.py)
 LAYER_TYPES = ("Dense", "Conv1D", "Conv2D", "Pooling1D", "Pooling2D", "GlobalPooling1D",
-               "GlobalPooling2D", "Activation", "Softmax", "BatchNormalization", "Merge")
+               "GlobalPooling2D", "Activation", "Softmax", "BatchNormalization", "Merge",
+               "ZeroPadding1D", "ZeroPadding2D", "Resize")
 WEIGHT_LAYERS = ("Dense", "Conv1D", "Conv2D")
+COPY_LAYERS = ("ZeroPadding1D", "ZeroPadding2D", "Resize")
 # Activation names (hls4ml's ``activation`` attribute) and which of them read a lookup table
 ACTIVATIONS = ("linear", "relu", "leaky_relu", "relu6", "elu", "selu", "prelu", "sigmoid",
                "hard_sigmoid", "hard_tanh", "tanh", "softplus", "softsign", "softmax", "binary_tanh",
@@ -22,7 +24,8 @@ ACTIVATIONS = ("linear", "relu", "leaky_relu", "relu6", "elu", "selu", "prelu", 
 TABLE_ACTIVATIONS = ("sigmoid", "tanh", "elu", "selu", "softplus", "softsign", "softmax")
 _DIMS = {"Dense": (0,), "Conv1D": (1,), "Conv2D": (2,), "Pooling1D": (1,), "Pooling2D": (2,),
          "GlobalPooling1D": (0, 1), "GlobalPooling2D": (0, 2), "Activation": None, "Softmax": None,
-         "BatchNormalization": None, "Merge": None}
+         "BatchNormalization": None, "Merge": None, "ZeroPadding1D": None, "ZeroPadding2D": None,
+         "Resize": None}
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class LayerSpec:
     height and width) are empty for ``Dense``. Other layers: ``n_in`` = ``n_out`` = channels
     (features of one pixel), ``out_size`` = output pixels (empty for a flat vector), ``kernel`` =
     pool size for ``Pooling1D/2D`` and the input's spatial size for ``GlobalPooling1D/2D``.
+    ``ZeroPadding1D/2D`` and ``Resize`` (nearest upsampling) copy their input: ``out_size`` is
+    their output pixels.
     ``activation`` names the function of an ``Activation`` (``relu``, ``sigmoid`` ...), the
     operation of a ``Merge`` (``add``, ``concatenate`` ...) or of a pooling (``max``/``average``).
     Bits are total widths of ``ap_fixed`` types; ``tool_version`` may be ``None`` when unknown.

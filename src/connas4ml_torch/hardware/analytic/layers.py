@@ -26,6 +26,7 @@ from connas4ml_torch.hardware.analytic.primitives import (
     lut_per_const_product,
     lut_per_product,
 )
+from connas4ml_torch.hardware.layerspec import COPY_LAYERS
 
 __all__ = ["COMPONENTS", "BOUNDS", "layer_counts", "layer_inputs", "register_cuts"]
 
@@ -313,6 +314,21 @@ def layer_counts(df: pd.DataFrame, e2: np.ndarray | None = None) -> pd.DataFrame
     out["ii_iter"] += np.where(ew, steps, 0.0)
     levels = levels + np.where(smax, ceil_log2(n_in) + 2, np.where(table, 1, 0))
     t_ns = t_ns + np.where(ew, np.where(table, 2.5, 0.8) + np.where(smax, 3.0 + ceil_log2(n_in), 0), 0)
+
+    # ---- copies (nnet_padding*.h zeropad1d/2d_cl, nnet_image*.h resize_nearest) -------------
+    # io_parallel: array indexing, pure wiring; io_stream: one output pixel per step, each
+    # element written through a select of the input word or zero (docs/hardware_model.md 2)
+    copy = np.isin(kind, COPY_LAYERS) & stream
+    out["lut_io"] += np.where(copy, n_in * rb, 0.0)
+    # resize_nearest holds one input row in registers and reads it back once per output row;
+    # the row is taken as sqrt(P) / 2 pixels (a square map upsampled 2x: the spec has only the
+    # output pixels). Zero padding writes straight into the FIFO: counters only.
+    row = np.where(copy & (kind == "Resize"), np.sqrt(P) / 2.0 * n_in * ib, 0.0)
+    out["ff_buf"] += row
+    out["lut_buf"] += row / 4.0
+    out["lat_iter"] += np.where(copy, P - 1.0, 0.0)
+    out["ii_iter"] += np.where(copy, P, 0.0)
+    t_ns = t_ns + np.where(copy, 0.8, 0.0)
 
     # ---- pooling (nnet_pooling.h, nnet_pooling_stream.h) --------------------------------------
     pool = np.isin(kind, ("Pooling1D", "Pooling2D"))

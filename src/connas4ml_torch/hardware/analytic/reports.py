@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from connas4ml_torch.errors import ConfigError
-from connas4ml_torch.hardware.layerspec import LAYER_TYPES, WEIGHT_LAYERS
+from connas4ml_torch.hardware.layerspec import COPY_LAYERS, LAYER_TYPES, WEIGHT_LAYERS
 
 __all__ = ["row_kind", "rows_to_specs", "training_rows", "project_layers", "REPORT_Y"]
 
@@ -33,8 +33,13 @@ _ACT_NAMES = ("leaky_relu", "thresholded_relu", "hard_sigmoid", "hard_tanh", "bi
               "ternary_tanh", "softplus", "softsign", "sigmoid", "linear", "relu6", "relu", "elu",
               "selu", "prelu", "tanh")
 _MERGE_OPS = ("add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot")
-_UNMODELED = re.compile(r"(gru|lstm|simple_rnn|decision_function|tree_scores|resize|zeropad|"
+_UNMODELED = re.compile(r"(gru|lstm|simple_rnn|decision_function|tree_scores|"
                         r"cropping|transpose|embedding|garnet|einsum)", re.I)
+# an io_stream element-wise layer of unknown word size is taken as one word up to this many
+# elements (hls4ml streams a Dense network's vectors whole; a feature map is larger)
+_ONE_WORD_MAX = 256
+# layers that copy their input (hls4ml inserts zero padding before an io_stream 'same' conv)
+_COPY_FUNCS = (("zeropad1d", "ZeroPadding1D"), ("zeropad2d", "ZeroPadding2D"), ("resize", "Resize"))
 
 
 def row_kind(layer_type: Any, function: Any, activation: Any = None) -> tuple[str | None, str | None]:
@@ -57,6 +62,9 @@ def row_kind(layer_type: Any, function: Any, activation: Any = None) -> tuple[st
         return kind, pool_op
     if fn.startswith("normalize"):
         return "BatchNormalization", None
+    for prefix, kind in _COPY_FUNCS:
+        if fn.startswith(prefix):
+            return kind, None
     for a in _ACT_NAMES:
         if fn.startswith(a + "_") or fn == a:
             return "Activation", a
@@ -135,6 +143,8 @@ def _spec_fields(row: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
             nz = nw - _num(row, "n_zeros")
         base["n_nonzero_weights"] = nz
         base["csd_digits"] = _num(row, "csd_digits")
+        pf = _num(row, "parallelization")
+        base["parallelization"] = pf if np.isfinite(pf) and pf >= 1 else 1.0
         need = ["n_in", "n_out", "weight_bits", "input_bits", "reuse_factor"]
         dims = {"Dense": 0, "Conv1D": 1, "Conv2D": 2}[kind]
         if len(base["kernel"]) != dims or len(base["out_size"]) != dims:
@@ -167,14 +177,30 @@ def _spec_fields(row: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
                 kern = (ph, pw) if dims == 2 else (pw,)
                 outs = (oh, ow) if dims == 2 else (ow,)
                 ok = all(np.isfinite(v) and v >= 1 for v in (*kern, *outs))
+                k_row, o_row = row.get("kernel"), row.get("out_size")
+                if not ok and isinstance(k_row, tuple) and isinstance(o_row, tuple) and \
+                        len(k_row) == len(o_row) == dims:
+                    # parameters.h's sizes (struct_fields): n_out counts every output position's
+                    # channels, so the channels are n_out over the positions
+                    kern, outs = tuple(map(float, k_row)), tuple(map(float, o_row))
+                    ok = all(v >= 1 for v in (*kern, *outs))
+                    if not np.isfinite(chan) and ok:
+                        chan = _num(row, "n_out") / math.prod(outs)
+                        chan = chan if np.isfinite(chan) and chan >= 1 and chan % 1 == 0 else math.nan
                 base.update(n_in=chan, n_out=chan, kernel=kern if ok else (), out_size=outs if ok else ())
             need = ["n_in", "input_bits"]
             if not base["kernel"]:
                 return base, "unconfigured"
         else:
+            if kind in COPY_LAYERS:  # their pipeline runs over the output (parameters.h n_out)
+                total = _num(row, "n_out", "n_in")
             if io == "io_stream" and np.isfinite(lanes) and np.isfinite(total) and total >= lanes:
                 base.update(n_in=lanes, n_out=lanes, out_size=(max(int(round(total / lanes)), 1),))
-            else:
+            elif io == "io_stream" and np.isfinite(total) and total > _ONE_WORD_MAX:
+                # a feature map whose stream word (channels) no name or type states: costing
+                # every element in parallel would be off by the number of pixels
+                return base, "unconfigured"
+            else:  # io_parallel, or a flat vector that hls4ml streams as one word
                 base.update(n_in=total, n_out=total)
             need = ["n_in", "input_bits"]
             if not np.isfinite(base["result_bits"]):

@@ -264,6 +264,12 @@ def _configure_group(k: int | None, grp: list[dict[str, Any]], ltype: str,
         if named and r.get("input_bits") is None:
             r["input_bits"] = max(set(named), key=named.count)
             r["_src"]["input_bits"] = "name (another function of the layer)"
+    calls = (p or {}).get("call_types") or {}
+    for r in grp:  # the top function's call of the layer names both types in full
+        for key in ("input_bits", "result_bits"):
+            if r.get(key) is None and calls.get(key):
+                r[key] = calls[key]
+                r["_src"][key] = f"firmware/{calls['file']} (the layer's call)"
     for r in grp:
         r.update(shared)
         r["config_source"] = "parameters.h" if p else "name"

@@ -38,6 +38,9 @@ MAX_BYTES = 32 * MiB
 _CONTROL = re.compile(r"^ap_(clk|rst|rst_n|start|done|idle|ready|ce|continue)$")
 _HANDSHAKE = re.compile(r"_(?:ap_vld|ap_ack|dout|din|empty_n|full_n|TDATA|TVALID|TREADY|TLAST|"
                         r"TKEEP|TSTRB|address\d|ce\d|we\d|q\d|d\d)$")
+# an ap_fifo stream's one-bit write/read strobe (an output; a scalar INPUT named ``data_0_V_read``
+# is Vivado HLS's name for the data itself)
+_FIFO_STROBE = re.compile(r"_(?:write|read)$")
 
 
 def version_key(version: str | None) -> tuple[int, ...]:
@@ -61,7 +64,7 @@ def ports_sizes(ports: list[tuple[str, str, str, str]], elem_bits: int | None = 
     rets = [b for n, _, _, b in ports if re.fullmatch(r"ap_return(_\d+)?", n)]
     if not rets:  # outputs written through pointers (res_0_V + res_0_V_ap_vld)
         rets = [b for n, d, t, b in ports if d == "out" and t == "pointer"
-                and not _HANDSHAKE.search(n)]
+                and not _HANDSHAKE.search(n) and not (_FIFO_STROBE.search(n) and b == "1")]
     ins = [(n, b) for n, d, t, b in ports
            if d == "in" and t in ("scalar", "pointer") and not _CONTROL.match(n)
            and not _HANDSHAKE.search(n)]

@@ -147,6 +147,14 @@ def struct_fields(p: dict[str, Any], ltype: str | None) -> dict[str, Any]:
             out["kernel"] = (g("filt_height", 1), g("filt_width"))
         if isinstance(g("out_width"), int):
             out["out_size"] = (g("out_height", 1), g("out_width"))
+    if ltype in ("Conv1D", "Conv2D") and isinstance(g("out_width"), int):
+        # io_parallel convs compute their positions in n_partitions pipeline iterations (hls4ml's
+        # ParallelizationFactor = positions / n_partitions); the pointwise kernel
+        # (BatchedDenseForConv1D) computes every position in one
+        pos = g("out_width") * (g("out_height", 1) if ltype == "Conv2D" else 1)
+        parts = 1 if g("implementation") == "pointwise" else g("n_partitions")
+        if isinstance(parts, int) and parts >= 1 and pos % parts == 0:
+            out["parallelization"] = pos // parts
     elif ltype == "Pooling1D":
         out.update(n_in=_prod(g("n_in"), g("n_filt")), n_out=_prod(g("n_out"), g("n_filt")))
         if isinstance(g("pool_width"), int):
@@ -161,6 +169,9 @@ def struct_fields(p: dict[str, Any], ltype: str | None) -> dict[str, Any]:
     elif ltype in ("GlobalPooling1D", "GlobalPooling2D"):
         out.update(n_in=_prod(g("n_in"), g("n_filt")) or _prod(g("in_height"), g("in_width"),
                                                                   g("n_filt")), n_out=g("n_filt"))
+    elif ltype == "Resize" and g("new_width") is not None:  # resize_config: height -> new_height
+        out.update(n_in=_prod(g("height", 1), g("width"), g("n_chan")),
+                   n_out=_prod(g("new_height", 1), g("new_width"), g("n_chan")))
     elif ltype in ("ZeroPadding1D", "ZeroPadding2D", "Resize"):
         out.update(n_in=_prod(g("in_height", 1), g("in_width"), g("n_chan")),
                    n_out=_prod(g("out_height", 1), g("out_width"), g("n_chan")))

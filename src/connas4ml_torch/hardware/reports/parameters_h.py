@@ -22,7 +22,7 @@ from connas4ml_torch.errors import ReportError
 from connas4ml_torch.hardware.reports.base import MiB, Parser, read_text, register, show
 from connas4ml_torch.hardware.reports.names import fixed_type
 
-__all__ = ["parse_parameters_h", "parse_defines_h", "parse_structs"]
+__all__ = ["parse_parameters_h", "parse_defines_h", "parse_structs", "parse_layer_calls"]
 
 MAX_BYTES = 8 * MiB
 _STRUCT = re.compile(r"^[ \t]*struct[ \t]+(\w+)[ \t]*(?::[ \t]*(?:public[ \t]+)?(?:nnet::)?(\w+)"
@@ -203,6 +203,50 @@ def parse_parameters_h(path: str | Path, defines: str | Path | None = None) -> \
         m = re.fullmatch(r"(?:[A-Za-z]\w*?_)?config(\d+)_(\w+)", name)
         if m and int(m.group(1)) in out:
             out[int(m.group(1))]["subconfigs"][name] = d
+    return out
+
+
+_CALL = re.compile(r"\bnnet::(\w+)\s*<")
+
+
+def _template_args(text: str, start: int) -> tuple[list[str], int]:
+    """The top-level comma-separated template arguments from just after a ``<``."""
+    depth, args, cur, i = 1, [], [], start
+    while i < len(text) and depth:
+        c = text[i]
+        depth += (c == "<") - (c == ">")
+        if depth == 1 and c == ",":
+            args.append("".join(cur).strip())
+            cur = []
+        elif depth:
+            cur.append(c)
+        i += 1
+    args.append("".join(cur).strip())
+    return args, i
+
+
+def parse_layer_calls(path: str | Path, typedefs: dict[str, str]) -> dict[int, dict[str, Any]]:
+    """Each layer's input and result type as the project's top function calls it
+    (``nnet::dense<input_t, layer2_t, config2>(...)`` in ``firmware/<project>.cpp``: the first
+    template argument is the input, the one before the config the result), resolved through
+    ``defines.h``. Vivado elides repeated types from function names; the call never does.
+    Returns ``{config_index: {"input_bits", "result_bits"}}`` (widths that resolve only)."""
+    text = read_text(Path(path), MAX_BYTES)
+    out: dict[int, dict[str, Any]] = {}
+    for m in _CALL.finditer(text):
+        args, _ = _template_args(text, m.end())
+        if len(args) < 3:
+            continue
+        cm = _PRIMARY.fullmatch(args[-1])
+        if not cm:
+            continue
+        got = {}
+        for key, arg in (("input_bits", args[0]), ("result_bits", args[-2])):
+            t = fixed_type(_resolve_type(arg, typedefs))
+            if t is not None:
+                got[key] = t.width
+        if got:
+            out.setdefault(int(cm.group(1)), got)
     return out
 
 

@@ -146,6 +146,7 @@ def read_group(report_dir: Path, files: list[tuple[Path, str]], tree: Tree,
                 from connas4ml_torch.hardware.reports.parameters_h import parse_parameters_h
 
                 tree.cache[key] = parse_parameters_h(ph, dh if dh.is_file() else None)
+                _add_call_types(tree.cache[key], ph.parent, dh, skipped)
             except ReportError as exc:
                 skip(skipped, ph, str(exc).split(": ", 1)[-1])
                 tree.cache[key] = {}
@@ -225,6 +226,30 @@ def read_group(report_dir: Path, files: list[tuple[Path, str]], tree: Tree,
             r.pop(k)
     df = pd.DataFrame(rows)
     return df.reindex(columns=list(dict.fromkeys(COLUMNS + list(df.columns))))
+
+
+def _add_call_types(params: dict[int, dict[str, Any]], firmware: Path, defines: Path,
+                    skipped: list) -> None:
+    """Each parameters.h layer's input/result widths as the top function calls it (the
+    firmware's ``<project>.cpp``; not its bridge or test bench), as ``call_types``."""
+    from connas4ml_torch.hardware.reports.parameters_h import parse_defines_h, parse_layer_calls
+
+    if not params or not defines.is_file():
+        return
+    typedefs = parse_defines_h(defines)["typedefs"]
+    for cpp in sorted(firmware.glob("*.cpp")):
+        if cpp.stem.endswith(("_bridge", "_test")) or cpp.is_symlink():
+            continue
+        try:
+            calls = parse_layer_calls(cpp, typedefs)
+        except ReportError as exc:
+            skip(skipped, cpp, str(exc).split(": ", 1)[-1])
+            continue
+        for k, types in calls.items():
+            if k in params:
+                params[k]["call_types"] = {**types, "file": cpp.name}
+        if calls:
+            return
 
 
 def _mark_primary(rows: list[dict[str, Any]]) -> None:

@@ -75,7 +75,17 @@ def discover(path: str | Path) -> Tree:
                                                "folder: not read"))
                 continue
             _classify(tree, p)
+    _drop_tool_database(tree)
     return tree
+
+
+def _drop_tool_database(tree: Tree) -> None:
+    """Forget the reports of a solution's ``.autopilot/db`` (the HLS tool's working database:
+    ``*.verbose.rpt`` copies of the same synthesis) where the solution has ``syn/report``: read
+    both, one synthesis would count as two projects."""
+    for d in [d for d in tree.reports if d.name == "db" and d.parent.name == ".autopilot"]:
+        if d.parent.parent / "syn" / "report" in tree.reports:
+            del tree.reports[d]
 
 
 def _classify(tree: Tree, p: Path) -> None:
