@@ -153,14 +153,16 @@ def test_read_stops_at_the_cap(tmp_path) -> None:
 
 
 def test_pathological_text_is_linear(tmp_path) -> None:
-    """Megabytes of table bars and blank lines: no regex backtracking blow-up."""
+    """Megabytes of table bars and blank lines: no regex backtracking blow-up. (A quadratic
+    scan of these megabytes takes hours; the bound is loose so that a loaded CI machine does not
+    fail a linear parse, ~1 s alone.)"""
     for body in ("|" * 200 + "\n") * 20000, "\n" * (4 * MiB), " |\n" * MiB:
         f = tmp_path / "myproject_csynth.rpt"
         f.write_text("== Vivado HLS Report for 'myproject'\n+ Latency:\n* Summary:\n" + body)
         t0 = time.perf_counter()
         with pytest.raises(ReportError):
             parse_csynth_rpt(f)
-        assert time.perf_counter() - t0 < 5
+        assert time.perf_counter() - t0 < 60
 
 
 def test_fifo_named_like_a_report_does_not_block(tmp_path) -> None:
