@@ -285,6 +285,72 @@ def test_activations_and_tables_are_costed_like_the_derived_network(cost):
         assert sel.resources[r] == pytest.approx(total[r], rel=1e-4, abs=1e-3), r
 
 
+def _pool_net(dims: int) -> tuple[nn.Module, torch.Tensor]:
+    """Conv - ReLU - MaxPool - Conv - ReLU - Flatten - Linear, 1-D or 2-D (io_parallel)."""
+    conv, pool = (nn.Conv1d, nn.MaxPool1d) if dims == 1 else (nn.Conv2d, nn.MaxPool2d)
+    size = 6 if dims == 2 else 14
+    net = nn.Sequential(conv(2, 8, 3), nn.ReLU(), pool(2), conv(8, 4, 1), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(4 * (size // 2) ** dims, 3))
+    return net, torch.randn(32, 2, *(size + 2,) * dims)
+
+
+@pytest.mark.parametrize("dims", [2, 1])
+def test_max_pooling_is_costed_like_the_derived_network(cost, dims):
+    """The max pool has a table over the feeding ReLU's bits and the conv's width, rising with
+    both; at each argmax its spec and the network total equal the derived model's own."""
+    net, x = _pool_net(dims)
+    space = cn.SearchSpace(width={"0": [4, 8]}, weight_bits=[4, 8], act_bits=[4, 6, 8])
+    sn = cn.searchable(net, space, example_input=x)
+    s = cn.Search(sn, cost, HLS)
+    t = s.tables
+    pool = next(lt for lt in t.layers if lt.name == "2")
+    assert pool.variables == [t._var_of[("1", "bits")], t._var_of[("0", "width")]]
+    lut = pool.table[..., t.resources.index("LUT")]
+    assert bool((lut[1:, :] > lut[:-1, :]).all()) and bool((lut[:, 1] > lut[:, 0]).all())
+    for _ in random_architectures(sn, 4):
+        choice = t.argmax_choice()
+        specs = layer_specs(sn.derive(), x[:4], HLS)
+        mine = t.specs_at(choice)["2"]
+        assert specs["net.2"] == mine and mine.layer_type == f"Pooling{dims}D"
+        assert mine.input_bits == mine.result_bits == sn.choices()["1"]["bits"]
+        assert mine.n_in == sn.choices()["0"]["width"] and mine.activation == "max"
+        total = cost.predict_network(list(specs.values()))
+        for r, target in (("LUT", "LUT"), ("FF", "FF"), ("latency", "latency_cycles")):
+            assert float(t.cost_at(choice)[t.resources.index(r)]) == pytest.approx(
+                total[target], rel=1e-4, abs=1e-3), r
+
+
+def test_io_parallel_cnn_lut_includes_the_max_pool(cost):
+    """Conv2d - ReLU - MaxPool2d: the selection's LUT is the derived network's with the pool,
+    well above the same network priced without it."""
+    net, x = _pool_net(2)
+    sn = cn.searchable(net, cn.SearchSpace(weight_bits=[6], act_bits=[8]), example_input=x)
+    sel = cn.Search(sn, cost, HLS).selection()
+    specs = layer_specs(sn.derive(sel.choices), x[:4], HLS)
+    with_pool = cost.predict_network(list(specs.values()))["LUT"]
+    without = cost.predict_network([sp for n, sp in specs.items() if n != "net.2"])["LUT"]
+    assert sel.breakdown["2"]["LUT"] > 0
+    assert sel.resources["LUT"] == pytest.approx(with_pool, rel=1e-4)
+    assert with_pool > without + 0.5 * sel.breakdown["2"]["LUT"]
+
+
+def test_a_max_pool_takes_the_bits_of_the_quantizer_before_it(cost):
+    """Input and result bits of a max pool are the ReLU's before it, not the next one's; a max
+    pool no quantizer feeds (right after a conv) is not costed, in the search as in the export."""
+    net, x = _pool_net(2)
+    space = cn.SearchSpace(weight_bits=[6], act_bits={"1": [4], "*": [7]})
+    sn = cn.searchable(net, space, example_input=x)
+    s = cn.Search(sn, cost, HLS)
+    assert s.tables.specs_at(s.tables.argmax_choice())["2"].input_bits == 4
+    assert layer_specs(sn.derive(), x[:4], HLS)["net.2"].input_bits == 4
+    early = nn.Sequential(nn.Conv2d(2, 8, 3), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(8 * 9, 3))
+    sn = cn.searchable(early, cn.SearchSpace(weight_bits=[6], act_bits=[7]), example_input=x)
+    s = cn.Search(sn, cost, HLS)
+    assert "1" not in [lt.name for lt in s.tables.layers]
+    assert "net.1" not in layer_specs(sn.derive(), x[:4], HLS)
+
+
 def test_weight_aware_costs_follow_the_weights(cost):
     """Under the Latency strategy zero weights are free: zeroing half of a layer's weights and
     refreshing the tables lowers that layer's predicted LUTs."""

@@ -257,6 +257,52 @@ def test_argmax_cost_equals_the_cost_model_on_the_derived_network():
     assert any(0 in k for k in seen)  # some block was skipped
 
 
+class PoolBlocks(nn.Module):
+    """Conv2d stem, then two shape-keeping blocks that end in a max pool (padded conv, ReLU,
+    3x3 max with stride 1), then a head."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU())
+        self.blocks = nn.Sequential(*(nn.Sequential(nn.Conv2d(4, 4, 3, padding=2), nn.ReLU(),
+                                                    nn.MaxPool2d(3, stride=1)) for _ in range(2)))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+
+    def forward(self, x):
+        return self.head(self.blocks(self.stem(x)))
+
+
+def test_a_max_pool_inside_a_skipped_block_costs_nothing():
+    """The pool's table carries its block's keep variable (cost 0 at skip), and the tables still
+    price every derived network as the cost model prices its own specs."""
+    from connas4ml_torch.export.specs import layer_specs
+
+    cost = cn.ResourceModel.default()
+    x = torch.randn(16, 2, 8, 8)
+    sn = cn.searchable(PoolBlocks(), cn.SearchSpace(skip=["blocks.*"], weight_bits=[4, 6],
+                                                    act_bits=[6]), example_input=x)
+    t = cn.Search(sn, cost, HLS).tables
+    pools = {lt.name: lt for lt in t.layers if lt.name.endswith(".2")}
+    assert set(pools) == {"blocks.0.block.2", "blocks.1.block.2"}
+    kv = t._var_of[("blocks.0", "keep")]
+    pool = pools["blocks.0.block.2"]
+    assert kv in pool.variables and kv not in pools["blocks.1.block.2"].variables
+    lut = t.resources.index("LUT")
+    at = [slice(None)] * len(pool.variables)
+    at[pool.variables.index(kv)] = 0
+    assert float(pool.table[tuple(at)][..., lut].abs().max()) == 0.0
+    at[pool.variables.index(kv)] = 1
+    assert float(pool.table[tuple(at)][..., lut].min()) > 0
+    full = {v: len(var.values) - 1 for v, var in enumerate(t.variables)}
+    skipped = {**full, kv: 0}
+    assert "blocks.0.block.2" not in t.specs_at(skipped) and "blocks.0.block.2" in t.specs_at(full)
+    for choice in (full, skipped):
+        specs = layer_specs(sn.derive(t.choice_to_layers(choice)), x[:4], HLS)
+        assert sum(sp.activation == "max" for sp in specs.values()) == 1 + choice[kv]
+        net = cost.predict_network(list(specs.values()))
+        assert float(t.cost_at(choice)[lut]) == pytest.approx(net["LUT"], rel=1e-4)
+
+
 # ---- the search -----------------------------------------------------------------------------
 def run_search(constraints=None, steps: int = 12, sampling: str = "auto"):
     torch.manual_seed(0)

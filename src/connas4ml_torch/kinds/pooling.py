@@ -1,6 +1,11 @@
 """Max pooling: ``nn.MaxPool1d``/``nn.MaxPool2d``, kept as they are (a max of grid values stays
 on the grid) -> hls4ml ``Pooling1D``/``Pooling2D``.
 
+The search costs it as hls4ml's max ``Pooling1D/2D`` over the channels of the layer that feeds
+it, with the bits of the quantizer whose grid its input is on (input and result: a max of grid
+values stays on the grid); a max pool fed by no quantizer is not costed (docs/layer_kinds.md,
+section 4).
+
 Padding, dilation, ceil mode and returned indices have no exact hls4ml counterpart and are
 refused when the model is made searchable, not only at export: the search accepts exactly what
 the export can write. Adaptive max pooling is not verified through QONNX and is refused too.
@@ -27,6 +32,7 @@ def _tup(v: Any) -> tuple:
 class MaxPool(LayerKind):
     name = "MaxPool"
     role = "passive"
+    hls_layer = "Pooling"  # Pooling1D/2D (spec() says which): described to the cost model
     torch_types = (nn.MaxPool1d, nn.MaxPool2d)
     hls_classes = ("Pooling1D", "Pooling2D")
     onnx_ops = ("MaxPool",)
@@ -50,6 +56,36 @@ class MaxPool(LayerKind):
 
     def conversion_patch(self) -> contextlib.AbstractContextManager:
         return pool_1d_patch("MaxPool")
+
+    # ---- cost model ---------------------------------------------------------------------------
+    def cost_axes(self, module: nn.Module, node: Any) -> dict[str, tuple[str, str]]:
+        """The bits of the quantizer that feeds it and the width of the layer whose channels it
+        pools; nothing (not costed) when no quantizer's grid is known for its input."""
+        quant = getattr(node, "in_quant", None)
+        if quant is None:
+            return {}
+        axes = {"abits": (quant, "bits")}
+        if node.producer is not None:
+            axes["in"] = (node.producer, "width")
+        return axes
+
+    def spec(self, ctx: Any, hls: Any) -> Any:
+        """hls4ml's max ``Pooling1D/2D``: channels (the producer's chosen width, else the traced
+        count), the window, the traced output positions; input and result on the feeding
+        quantizer's grid. ``None`` (not costed) when those bits are unknown."""
+        from connas4ml_torch.hardware.layerspec import LayerSpec
+
+        shape = tuple(ctx.in_shape)
+        if "abits" not in ctx.values or len(shape) < 3:
+            return None
+        dims = len(shape) - 2
+        k = ctx.module.kernel_size
+        kernel = tuple(int(v) for v in k) if isinstance(k, (tuple, list)) else (int(k),) * dims
+        channels = int(ctx.values.get("in", shape[1]))
+        bits = int(ctx.values["abits"])
+        out = tuple(int(d) for d in ctx.out_shape[2:])
+        return LayerSpec(f"Pooling{dims}D", channels, channels, kernel, out, input_bits=bits,
+                         result_bits=bits, activation="max").with_hls(hls, ctx.name)
 
     def exact_precision(self, layer: Any, inputs: list[Any]) -> dict[str, Any] | None:
         """A max of grid values is one of them: the input type holds it."""

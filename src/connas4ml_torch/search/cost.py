@@ -87,19 +87,29 @@ class CostTables:
         specs: list[LayerSpec] = []
         slices: list[tuple[str, list[int], list[tuple[int, ...]]]] = []
         graph = supernet.graph
-        # weight layers, then the activations, tables and pools between them: every layer
-        # whose kind describes it to the cost model (a cast merged into the next layer is free)
+        # weight layers, then the activations, tables and pools between them, then the max pools:
+        # every layer whose kind describes it to the cost model (a cast merged into the next
+        # layer is free; export/specs.py lists a derived model's layers in the same order)
         nodes = [(n, node, SpecContext(n, mods[n], {}, node.in_shape, node.out_shape, node.block,
                                        with_weights=self.weight_aware, memo={}))
                  for n, node in graph.layers.items()]
         nodes += [(n, node, SpecContext(n, mods[n], {}, node.shape, node.out_shape or node.shape))
                   for n, node in graph.acts.items()]
+        # modules kept as they are whose kind describes them (max pooling): not searchable,
+        # named by their path in the user's module (space/trace.py)
+        root = getattr(supernet, "net", supernet)
+        kept = {n: root.get_submodule(n) for n in graph.passives}
+        nodes += [(n, node, SpecContext(n, kept[n], {}, node.shape, node.out_shape or node.shape))
+                  for n, node in graph.passives.items()]
         # a layer inside a skippable block costs nothing when the block is skipped: its table
         # gets the block's keep variable as one more axis (cost 0 at "skip")
-        gate_of = {inner: self._var_of[(block, KEEP)]
-                   for block, names in supernet.skip_blocks().items() for inner in names}
+        gate_of: dict[str, int] = {}
+        for block, names in supernet.skip_blocks().items():
+            inside = {id(m) for m in mods[block].modules()}
+            for inner in [*names, *(n for n, m in kept.items() if id(m) in inside)]:
+                gate_of[inner] = self._var_of[(block, KEEP)]
         for name, node, ctx0 in nodes:
-            mod = mods[name]
+            mod = ctx0.module
             kind = searchable_kind(mod)
             # the layer kind says which architecture variables its cost depends on
             deps = {axis: self._var_of[key] for axis, key in kind.cost_axes(mod, node).items()

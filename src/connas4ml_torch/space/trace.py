@@ -23,7 +23,8 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
-__all__ = ["Prov", "LayerNode", "ActNode", "FoldNode", "BlockNode", "Graph", "trace_graph"]
+__all__ = ["Prov", "LayerNode", "ActNode", "FoldNode", "BlockNode", "Graph", "trace_graph",
+           "grid_keeping_ops", "op_name"]
 
 # layout ops after which a tensor is still on the grid of the quantizer that produced it; the
 # layer kinds add theirs (kinds.LayerKind.grid_ops: pooling, flatten, relu, dropout ...)
@@ -31,7 +32,8 @@ _LAYOUT_OPS = {"view", "reshape", "contiguous", "clone", "squeeze", "unsqueeze",
                "detach"}
 
 
-def _grid_keeping() -> set[str]:
+def grid_keeping_ops() -> set[str]:
+    """Names of the torch functions after which a tensor is still on its quantizer's grid."""
     from connas4ml_torch.kinds import kinds
 
     return _LAYOUT_OPS | {op for k in kinds() for op in k.grid_ops}
@@ -90,6 +92,9 @@ class ActNode:
     out_shape: tuple[int, ...] = ()
     in_inexact: str | None = None
     in_nonneg: bool = False
+    # the quantizer whose grid its input is on (kept modules: a max pool's input and result
+    # bits, docs/layer_kinds.md section 4); None for searchable quantizers and off-grid inputs
+    in_quant: str | None = None
 
 
 @dataclass
@@ -133,7 +138,8 @@ class Graph:
     blocks: dict[str, BlockNode] = field(default_factory=dict)  # skippable blocks
 
 
-def _opname(func) -> str:
+def op_name(func) -> str:
+    """The name a torch function is known by in ``grid_ops`` (in-place ``relu_`` -> ``relu``)."""
     name = getattr(func, "__name__", str(func))
     return name.rstrip("_") if name.endswith("_") and not name.startswith("__") else name
 
@@ -145,7 +151,7 @@ class _Tracer(TorchFunctionMode):
         self.prov: dict[int, Prov] = {}
         self.keep: list[Tensor] = []  # keep traced tensors alive so ids are not reused
         self.depth = 0
-        self.grid_ops = _grid_keeping()
+        self.grid_ops = grid_keeping_ops()
         self.exact_ops = _exact_ops()
 
     def set(self, t: Tensor, p: Prov) -> None:
@@ -167,7 +173,7 @@ class _Tracer(TorchFunctionMode):
         outs = [t for t in tree_flatten(out)[0] if isinstance(t, Tensor)]
         if not outs:
             return out
-        name = _opname(func)
+        name = op_name(func)
         producers = tuple(dict.fromkeys(p.producer for _, p in ins))
         inexact = next((p.inexact for _, p in ins if p.inexact), None)
         nonneg = all(p.nonneg for _, p in ins)
@@ -269,7 +275,7 @@ def trace_graph(supernet: nn.Module, example_input: Tensor, forward=None) -> Gra
             if got is not None and isinstance(out, Tensor):
                 p, shape = got
                 graph.passives.setdefault(name, ActNode(name, p.producer, shape, tuple(out.shape),
-                                                        p.inexact, p.nonneg))
+                                                        p.inexact, p.nonneg, in_quant=p.quant))
         return pre, post
 
     def block_hooks():
