@@ -342,3 +342,19 @@ def test_copy_layers_by_hand() -> None:
     assert c["lut_io"].iloc[0] == 8 * 32 and c["ff_buf"].iloc[0] == 0
     assert c["ff_buf"].iloc[1] == 16 * 8 * 32 and c["lut_buf"].iloc[1] == 16 * 8 * 32 / 4
     assert (c.iloc[2].drop("n_layers_w", errors="ignore") == 0).all()
+
+
+def test_resource_input_mux_is_shared_past_rf_n_in() -> None:
+    """dense_resource_rf_leq_nin: each multiplier selects one of RF inputs per cycle (an RF:1
+    mux each); dense_resource_rf_gt_nin_rem0: all multipliers read the same input, one n_in:1
+    mux, and each adds into one of RF/n_in accumulators (a select of the accumulator width
+    each way). The multipliers' LUT (products and muxes) never grows with RF."""
+    rfs = (256, 1024, 2048, 4096, 20480)
+    c = counts(*(LayerSpec("Dense", 2048, 10, weight_bits=8, input_bits=8, reuse_factor=rf,
+                           strategy="Resource", io_type="io_stream", part=PART) for rf in rfs))
+    lut = c["lut_mult"].to_numpy()
+    assert all(a >= b for a, b in zip(lut, lut[1:]))
+    ab = 8 + 8 + 11  # the accumulator: products of 8 x 8 bits summed over 2048 inputs
+    gen = lut[-1] - 8 * 2047 / 4 - ab * 9 / 2  # one multiplier at RF 20480, the shared mux
+    assert c["mults"].iloc[-1] == 1 and 0 < gen < 200
+    assert lut[1] == pytest.approx(c["mults"].iloc[1] * (gen + 8 * 1023 / 4))

@@ -488,7 +488,7 @@ def test_copy_layers_are_modeled_and_unknown_stream_words_are_not_guessed() -> N
         dict(base, layer_type="ZeroPadding2D", top="zeropad2d_cl_array_array_ap_fixed_8u_config23_s",
              n_in=2048, n_out=2592),
         dict(base, top="resize_nearest_array_ap_fixed_4u_config13_s", n_in=64, n_out=256),
-        dict(base, layer_type="Activation", activation="leaky_relu", top="leaky_relu_me_config7",
+        dict(base, layer_type="Activation", activation="leaky_relu", top="leaky_relu_config7_s",
              n_in=24640),
         dict(base, layer_type="Activation", activation="tanh", top="tanh_config2_s", n_in=32),
     ])
@@ -568,3 +568,19 @@ def test_conv_positions_per_iteration_from_parameters_h() -> None:
     conv2 = {"n_chan": 3, "n_filt": 8, "filt_height": 3, "filt_width": 3, "out_height": 6,
              "out_width": 6, "n_partitions": 36}
     assert struct_fields(conv2, "Conv2D")["parallelization"] == 1
+    # hls4ml counts the layer's zero weights: the non-zero count where no weights file is read
+    assert struct_fields({"n_in": 14, "n_out": 10, "n_zeros": 115}, "Dense")["n_zeros"] == 115
+
+
+def test_kernels_that_are_not_hls4mls_are_unmodeled() -> None:
+    """A fork's own kernels (``conv_2d_cl_me``, ``zeropad2d_cl_me``, ``cnnshift_arr``) stream one
+    element per word through their own loops: costed as upstream hls4ml they were 100-1000x off,
+    so they make their project incomplete instead. Upstream names stay modeled."""
+    base = dict(level="layer", io_type="io_parallel", input_bits=16, result_bits=16, n_in=256, n_out=256,
+                weight_bits=16, reuse_factor=1, kernel=(3, 3), out_size=(3, 3), part="xczu9eg-ffvb1156-2-e")
+    rows = pd.DataFrame([dict(base, layer_type="Conv2D", top="conv_2d_cl_me_ap_fixed_ap_fixed_16_14_5_3_0_config2_s"),
+                         dict(base, layer_type="Conv2D", top="cnnshift_arr_ap_fixed_ap_fixed_16_14_5_3_0_config2_s"),
+                         dict(base, layer_type="ZeroPadding2D", top="zeropad2d_cl_me_ap_fixed_ap_fixed_config4_s"),
+                         dict(base, layer_type="Conv2D", top="conv_2d_cl_ap_fixed_16_6_5_3_0_config2_s")])
+    _, status = rows_to_specs(rows)
+    assert list(status) == ["unmodeled"] * 3 + ["ok"]

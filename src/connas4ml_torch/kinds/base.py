@@ -169,7 +169,7 @@ class LayerKind:
 
     def spec(self, ctx: SpecContext, hls: HLSConfig) -> LayerSpec | None:
         """The ``LayerSpec`` of a supernet layer under one choice of its cost variables
-        (``None``: not costed; the search costs the weight layers today)."""
+        (``None``: not costed, e.g. a max pool no quantizer feeds)."""
         raise NotImplementedError(f"{self.name} has no hardware description")
 
     # ---- export -------------------------------------------------------------------------------

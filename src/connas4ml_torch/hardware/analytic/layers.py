@@ -229,8 +229,13 @@ def layer_counts(df: pd.DataFrame, e2: np.ndarray | None = None) -> pd.DataFrame
         lut_per_const_product(expected_or(dig, a), b, a), lut_per_product(a, b)), wb, ib)
     gen_cost = _lut_mult_env(lut_per_product, wb, ib)
     # a ROM-fed multiplier reads one of RF inputs per cycle: an RF:1 input mux (~RF/4 LUT6 per
-    # bit); one component with the multiplier so that the sum never grows with RF
-    mux = ib * (rf - 1.0) / 4.0
+    # bit). Past RF = n_in (nnet_dense_resource.h dense_resource_rf_gt_nin_rem0) every
+    # multiplier reads the same input each cycle (one shared n_in:1 mux, spread over the
+    # multipliers) and adds into one of RF/n_in accumulators (a read and a write select of
+    # the accumulator width). One component with the multiplier: the sum never grows with RF
+    outscale = np.maximum(rf / np.maximum(F, 1.0), 1.0)
+    mux = np.where(rf <= F, ib * (rf - 1.0) / 4.0,
+                   ib * (F - 1.0) / 4.0 / np.maximum(mults, 1.0) + ab * (outscale - 1.0) / 2.0)
     out["lut_mult"] = np.where(const, nz * par * const_cost, np.where(w, mults * (gen_cost + mux), 0.0))
     # adders: constant weights = the n_out adder trees over the non-zero products; ROM = one
     # accumulator add per multiplier per cycle

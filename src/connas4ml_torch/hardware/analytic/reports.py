@@ -35,6 +35,10 @@ _ACT_NAMES = ("leaky_relu", "thresholded_relu", "hard_sigmoid", "hard_tanh", "bi
 _MERGE_OPS = ("add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot")
 _UNMODELED = re.compile(r"(gru|lstm|simple_rnn|decision_function|tree_scores|"
                         r"cropping|transpose|embedding|garnet|einsum)", re.I)
+# kernels that are not hls4ml's templates (a fork's ``conv_2d_cl_me``, ``relu_me``,
+# ``cnnshift_arr``...: one element per stream word, their own loops): not modeled, so a project
+# that has them is incomplete rather than costed as if it were upstream hls4ml
+_NOT_UPSTREAM = re.compile(r"(?:^|_)me(?:_|$)|^cnnshift", re.I)
 # an io_stream element-wise layer of unknown word size is taken as one word up to this many
 # elements (hls4ml streams a Dense network's vectors whole; a feature map is larger)
 _ONE_WORD_MAX = 256
@@ -107,6 +111,8 @@ def _spec_fields(row: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
     """LayerSpec fields of one row and its status: ``ok``, ``unconfigured``, ``unmodeled``,
     ``glue``."""
     fn = str(row.get("top") or row.get("function") or "")
+    if _NOT_UPSTREAM.search(fn):
+        return None, "unmodeled"
     kind, act = row_kind(row.get("layer_type"), fn, row.get("activation"))
     if kind is None:
         if _UNMODELED.search(fn):

@@ -4,6 +4,8 @@ Sources, most trusted first: ``firmware/parameters.h`` (+ ``defines.h``), what h
 the function's name and Vitis' unmangled signature (layer kind, strategy, types, io_stream
 array sizes); ``hls4ml_config.yml`` (per-layer ``LayerName`` entries, then the model defaults);
 and last the RTL ports, which undercount (a pruned input has no port) and are marked ``ports``.
+Input/result widths a function name lost (Vivado elides a repeated type) come from the top
+function's call of the layer in ``firmware/<project>.cpp`` (``parameters_h.parse_layer_calls``).
 All rows that share a ``configN`` (``dense_array`` and its ``dense_wrapper``, a conv and its
 ``config2_mult`` product) describe one layer and share its fields.
 

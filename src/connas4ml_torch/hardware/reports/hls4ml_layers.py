@@ -194,6 +194,8 @@ def struct_fields(p: dict[str, Any], ltype: str | None) -> dict[str, Any]:
         out["strategy"] = str(g("strategy")).capitalize()
     if g("io_type"):
         out["io_type"] = "io_" + str(g("io_type")).replace("io_", "")
+    if ltype in WEIGHTED and isinstance(g("n_zeros"), int):  # hls4ml counts the zero weights
+        out["n_zeros"] = g("n_zeros")
     if ltype in WEIGHTED and g("weight_bits") is not None:
         out["weight_bits"] = g("weight_bits")
         out["weight_type"] = g("weight_type")
