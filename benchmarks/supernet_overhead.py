@@ -197,11 +197,11 @@ def search_vs_qat(device: str, repeats: int, iters: int, modes=("auto", "softmax
     ``jet_precision_search.py --widths --size small``; the LUT budget halfway between the
     cheapest and the widest network. Batches are random (timing only)."""
     import torch
-    from connas4ml_torch.runner import loss_fn
     from jet_precision_search import SCHEDULE, SIZES, jet_hls, jet_space, load_cost_model
 
     import connas4ml_torch as cn
     from connas4ml_torch.models import jet_mlp
+    from connas4ml_torch.training import loss_fn
 
     lf = loss_fn("classification")
     batch = SIZES["small"]["batch_size"]
@@ -261,7 +261,8 @@ def search_vs_qat(device: str, repeats: int, iters: int, modes=("auto", "softmax
         def search_step(x, y, xv, yv, run=run, search=search, opt=opt):
             search.arch_step(lambda: lf(run(xv), yv))
             opt.zero_grad()
-            lf(run(x), y).backward()
+            with search.weight_pass():  # as Search.fit: no gradient for the logits here
+                lf(run(x), y).backward()
             opt.step()
         steps[f"search_{mode}"] = cycle(search_step)
         if mode.endswith("compiled"):

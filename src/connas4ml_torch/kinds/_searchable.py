@@ -38,13 +38,17 @@ class ArchControl:
     ``Search`` can score whole sampled networks against each other), ``"auto"`` (``"reinforce"``
     for widths and skippable blocks, ``"softmax"`` for every other choice), or ``"argmax"`` (one-hot
     of the current argmax). ``fixed`` maps ``(layer, kind)`` to a forced choice index (used to
-    evaluate one discrete network).
+    evaluate one discrete network). ``memo`` (``None`` but inside the two passes of one
+    architecture step under ``"auto"``): the quantized weights of the first pass by layer, which
+    the second pass (no gradient; the same weights and relaxed choices, other sampled widths)
+    reads instead of computing them again.
     """
 
     temperature: float = 1.0
     mode: str = "auto"
     fixed: dict[tuple[str, str], int] = field(default_factory=dict)
     samples: dict[tuple[str, str], tuple[Tensor, Tensor]] = field(default_factory=dict)
+    memo: dict[str, tuple[Tensor, Tensor]] | None = None
 
     def probs(self, alpha: Tensor, layer: str, kind: str) -> Tensor:
         """The weights of the choices in this forward pass (one-hot where one choice runs)."""
@@ -74,7 +78,7 @@ class ArchControl:
             p = self._softmax(alpha)
             i = next((j for a, j in self.samples.values() if a is alpha), None)
             if i is None:  # the index stays a tensor: no device sync per layer
-                i = torch.multinomial(p.detach(), 1)[0]
+                i = _draw(p.detach())
             self.samples[key] = (alpha, i)
             return p, i
         if self.mode in ("gumbel", "gumbel_hard"):
@@ -85,6 +89,15 @@ class ArchControl:
     def _softmax(self, alpha: Tensor) -> Tensor:
         # alpha / 1.0 is alpha, bit for bit, and so are its gradients: skip the division
         return torch.softmax(alpha if self.temperature == 1.0 else alpha / self.temperature, 0)
+
+
+def _draw(p: Tensor) -> Tensor:
+    """One index drawn from the probabilities ``p`` (a 0-dim tensor): ``argmax(p / q)`` with
+    ``q ~ Exp(1)``, the draw ``torch.multinomial(p, 1)`` makes (the same random numbers, so the
+    same index) without its argument checks and their host reads (``p`` is a softmax here)."""
+    if torch.compiler.is_compiling():
+        return torch.multinomial(p, 1)[0]
+    return (p / torch.empty_like(p).exponential_()).argmax()
 
 
 def choice_argmax(alpha: Tensor) -> Tensor:

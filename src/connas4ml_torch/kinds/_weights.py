@@ -153,6 +153,20 @@ class SearchableWeight(Searchable):
             return self.bias * 0.0
         return fused_fake_quant(self.effective_bias(), self.bias_log2_threshold, self.bias_bits, True)
 
+    def _quantized(self) -> tuple[Tensor, Tensor]:
+        """``(quant_weight(), quant_bias())``; in the second pass of an architecture step under
+        ``"auto"`` (``ArchControl.memo``), the first pass's values (nothing they depend on has
+        changed; a folded BatchNorm depends on the batch, so its layer computes them again)."""
+        memo = self.ctl.memo
+        if memo is None or self.bn is not None or torch.compiler.is_compiling():
+            return self.quant_weight(), self.quant_bias()
+        hit = memo.get(self.name)
+        if hit is not None and not torch.is_grad_enabled():
+            return hit
+        wq, bq = self.quant_weight(), self.quant_bias()
+        memo[self.name] = (wq.detach(), bq.detach())
+        return wq, bq
+
     def width_mask(self) -> Tensor | None:
         """``m_c = sum_k p_k [c < w_k]`` per output channel (``None``: the width is fixed)."""
         if self.alpha_width is None:
@@ -163,7 +177,7 @@ class SearchableWeight(Searchable):
         """Quantized weight and bias with the width mask folded in: ``conv(x, m W, m b)`` is
         ``m * conv(x, W, b)``, and masking the weight costs far fewer multiplies than masking
         the output (a batch of feature maps), forward and backward."""
-        wq, bq = self.quant_weight(), self.quant_bias()
+        wq, bq = self._quantized()
         m = self.width_mask()
         if m is None:
             return wq, bq

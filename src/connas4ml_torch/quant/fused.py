@@ -269,6 +269,29 @@ class _MixedFakeQuant(torch.autograd.Function):
         return gx, gt, gp, None, None, None, None
 
 
+class _NoGradCtx:
+    """The ``ctx`` of a :meth:`_MixedFakeQuant.forward` no gradient will be taken of (grad mode
+    off, or no input requires one): nothing needed, nothing kept. The autograd context would say
+    every input that requires a gradient needs one even under ``torch.no_grad()``, and the
+    forward pass would compute and keep what only the backward pass reads."""
+
+    needs_input_grad = (False,) * 7
+
+    def save_for_backward(self, *tensors: Tensor | None) -> None:
+        pass
+
+
+def _apply(x: Tensor, t: Tensor, p: Tensor | None, bits: tuple[int, ...], signed: bool,
+           narrow: bool, index: Tensor | None) -> Tensor:
+    """:class:`_MixedFakeQuant`, or its forward arithmetic alone (the same ops, so the same
+    values) where no gradient can be taken: a validation pass, a sampled network scored
+    without gradient."""
+    if torch.is_grad_enabled() and (x.requires_grad or t.requires_grad
+                                    or (p is not None and p.requires_grad)):
+        return _MixedFakeQuant.apply(x, t, p, bits, signed, narrow, index)
+    return _MixedFakeQuant.forward(_NoGradCtx(), x, t, p, bits, signed, narrow, index)
+
+
 def mixed_fake_quant(x: Tensor, log2_threshold: Tensor, bits: tuple[int, ...], probs: Tensor | None,
                      signed: bool, narrow: bool = False, index: Tensor | None = None) -> Tensor:
     """``sum_b probs[b] * fake_quant(x, t, bits[b])`` as one fused autograd node (same values).
@@ -279,7 +302,7 @@ def mixed_fake_quant(x: Tensor, log2_threshold: Tensor, bits: tuple[int, ...], p
     """
     if torch.compiler.is_compiling():
         return _traceable_mix(x, log2_threshold, tuple(bits), probs, signed, narrow, index)
-    return _MixedFakeQuant.apply(x, log2_threshold, probs, tuple(bits), signed, narrow, index)
+    return _apply(x, log2_threshold, probs, tuple(bits), signed, narrow, index)
 
 
 def _traceable_mix(x, t, bits, p, signed, narrow, index):
@@ -319,7 +342,7 @@ def fused_fake_quant(x: Tensor, log2_threshold: Tensor, bits: int, signed: bool,
     (the supernet's biases and single-choice quantizers)."""
     if torch.compiler.is_compiling():
         return _traceable_mix(x, log2_threshold, (int(bits),), None, signed, narrow, None)
-    return _MixedFakeQuant.apply(x, log2_threshold, None, (int(bits),), signed, narrow, None)
+    return _apply(x, log2_threshold, None, (int(bits),), signed, narrow, None)
 
 
 def fake_quant(

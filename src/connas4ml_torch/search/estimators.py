@@ -3,12 +3,14 @@
 The relaxations (softmax, Gumbel) get their gradient through autograd in ``Search.arch_step``;
 sampled choices (``"reinforce"``, and the widths and skippable blocks under ``"auto"``) get a
 score-function estimate from two whole networks compared on the same validation batch
-(:func:`reinforce_pair`).
+(:func:`reinforce_pair`). :func:`arch_gradients` sums, checks and averages the architecture
+gradients; :func:`requires_grad_off` keeps a pass from differentiating what it need not.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -17,7 +19,43 @@ from torch import Tensor, nn
 if TYPE_CHECKING:
     from connas4ml_torch.search.search import Search
 
-__all__ = ["checked_loss", "reinforce_pair"]
+__all__ = ["arch_gradients", "checked_loss", "reinforce_pair", "requires_grad_off"]
+
+
+@contextlib.contextmanager
+def requires_grad_off(params: list[nn.Parameter]) -> Iterator[None]:
+    """Inside, ``params`` do not require a gradient (those that did are set back after): a
+    pass that differentiates other parameters only then keeps nothing for them and its
+    backward pass computes nothing for them; values and the other gradients are unchanged."""
+    off = [p for p in params if p.requires_grad]
+    for p in off:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in off:
+            p.requires_grad_(True)
+
+
+def arch_gradients(total: Tensor, params: list[nn.Parameter],
+                   relaxed: list[Tensor | None], step: int) -> list[Tensor | None]:
+    """``grad(total)`` plus the ``relaxed`` gradients (:func:`reinforce_pair`) per logit
+    vector; refused when one is not finite; averaged over the processes under
+    ``torch.distributed`` (one architecture for all replicas: each scored its own validation
+    batch, and under ``"reinforce"`` its own sampled networks)."""
+    grads = [g if r is None else r if g is None else g + r
+             for g, r in zip(torch.autograd.grad(total, params, allow_unused=True), relaxed)]
+    present = [g.reshape(-1) for g in grads if g is not None]
+    if present and not bool(torch.isfinite(torch.cat(present)).all()):  # one host read
+        raise FloatingPointError(f"arch_step: non-finite architecture gradient at step "
+                                 f"{step}; the architecture was not updated")
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        world = torch.distributed.get_world_size()
+        for g in grads:
+            if g is not None:
+                torch.distributed.all_reduce(g)
+                g.div_(world)
+    return grads
 
 
 def checked_loss(task: Any, step: int) -> Tensor:
@@ -51,15 +89,20 @@ def reinforce_pair(search: Search, closure: Callable[[], Tensor], params: list[n
     ctl = search.supernet.control
     drawn, losses = [], []
     relaxed_grads: list[Tensor | None] = [None] * len(params)
-    for k in range(2):
-        ctl.samples.clear()
-        with torch.set_grad_enabled(relaxed and k == 0):
-            loss = checked_loss(closure(), search.step)
-        if relaxed and k == 0:
-            relaxed_grads = list(torch.autograd.grad(loss, params, allow_unused=True))
-        losses.append(loss.detach())
-        # one entry per logit vector: tied layers made one draw
-        drawn.append({id(a): (a, i) for a, i in ctl.samples.values()})
+    # relaxed: the second pass reads the first one's quantized weights (ArchControl.memo)
+    ctl.memo = {} if relaxed else None
+    try:
+        for k in range(2):
+            ctl.samples.clear()
+            with torch.set_grad_enabled(relaxed and k == 0):
+                loss = checked_loss(closure(), search.step)
+            if relaxed and k == 0:
+                relaxed_grads = list(torch.autograd.grad(loss, params, allow_unused=True))
+            losses.append(loss.detach())
+            # one entry per logit vector: tied layers made one draw
+            drawn.append({id(a): (a, i) for a, i in ctl.samples.values()})
+    finally:
+        ctl.memo = None
     tau = search.supernet.temperature
 
     def log_prob(sample: dict[int, tuple[Tensor, Tensor]]) -> Tensor:

@@ -3,7 +3,8 @@ batches, periodic atomic checkpoints and exact resumption.
 
 :meth:`connas4ml_torch.Search.fit` runs this; the run pipeline, the CLI and the benchmarks call
 it too, so there is one loop in the library. Users who write their own loop call
-``search.arch_step`` and their optimizer directly and get the same arithmetic.
+``search.arch_step`` and their optimizer directly and get the same arithmetic (as fast with the
+weight step's forward and backward passes inside ``search.weight_pass()``).
 
 A checkpoint holds the search state (supernet, architecture optimizer, multipliers, temperature,
 steps, torch RNG), the weight optimizer, and the loaders' positions when they are
@@ -201,6 +202,10 @@ def fit(search: Search, train_loader: Iterable, val_loader: Iterable, loss_fn: C
         checkpoint = None  # the replicas are identical: one process writes the checkpoint
     val_iter = _cycle(val_loader)
     widest = sn.widest_choices()  # fixed by the space: computed once, not on every step
+    # the weight steps differentiate the weights only (arch_step sets the logits' gradients),
+    # unless DDP expects a gradient for every parameter or the optimizer also steps the logits
+    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    weights_only = net is sn and not any(id(p) in held for p in sn.arch_parameters())
     settle = search.settings.settle_steps
     if settle and search.settle_at is None:  # a fresh run (a resumed one has it saved)
         if not hasattr(train_loader, "__len__"):
@@ -223,9 +228,10 @@ def fit(search: Search, train_loader: Iterable, val_loader: Iterable, loss_fn: C
                 xv, yv = next(val_iter)
                 search.arch_step(lambda xv=xv, yv=yv: loss_fn(sn(xv), yv))
                 optimizer.zero_grad()
-                if search.sandwich:
-                    _widest_backward(sn, net, widest, x, y, loss_fn, search.step)
-                loss = _backward(sn, net, x, y, loss_fn, search.step)
+                with search.weight_pass() if weights_only else contextlib.nullcontext():
+                    if search.sandwich:
+                        _widest_backward(sn, net, widest, x, y, loss_fn, search.step)
+                    loss = _backward(sn, net, x, y, loss_fn, search.step)
                 optimizer.step()
             if scheduler is not None:
                 scheduler.step()

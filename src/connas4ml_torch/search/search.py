@@ -14,6 +14,7 @@ skippable blocks that way and keeps the bit widths and kernel sizes relaxed.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -26,16 +27,16 @@ from connas4ml_torch.hardware.config import HLSConfig
 from connas4ml_torch.hardware.resources import parse_budgets
 from connas4ml_torch.kinds import SAMPLED_IN_AUTO
 from connas4ml_torch.search.cost import CostTables
-from connas4ml_torch.search.estimators import checked_loss, reinforce_pair
+from connas4ml_torch.search.estimators import (
+    arch_gradients,
+    checked_loss,
+    reinforce_pair,
+    requires_grad_off,
+)
 from connas4ml_torch.search.select import Repair, Selection, select, validation_score
 from connas4ml_torch.search.settings import SearchSettings, tradeoff_weights
 
 __all__ = ["Search", "InfeasibleBudgetError", "Repair", "Selection"]
-
-
-def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
-    """Sum of two optional gradients (``None``: the parameter was not used)."""
-    return b if a is None else a if b is None else a + b
 
 
 class Search:
@@ -119,9 +120,11 @@ class Search:
         self.settled: dict[int, int] | None = None
         self.history: list[dict[str, float]] = []
         self.prob_history: list[tuple[int, dict[str, list[float]]]] = []
-        params = supernet.arch_parameters()
-        self.arch_optimizer = (torch.optim.Adam(params, lr=settings.arch_lr, betas=(0.5, 0.999))
-                               if params else None)
+        # fixed with the optimizer; foreach: Adam's arithmetic bit for bit, in fewer launches
+        self._arch_params = params = supernet.arch_parameters()
+        self._weight_params = supernet.weight_parameters()
+        self.arch_optimizer = (torch.optim.Adam(params, lr=settings.arch_lr, betas=(0.5, 0.999),
+                                                foreach=True) if params else None)
         supernet.set_temperature(self.tau_start)
 
     def refresh_costs(self) -> None:
@@ -196,42 +199,34 @@ class Search:
         if (self.step - self.warmup_steps - 1) % self.arch_every:
             return {"step": self.step, "skipped": 1.0}
         mode = self.supernet.control.mode
-        params = self.supernet.arch_parameters()
+        params = self._arch_params
         relaxed_grads: list[Tensor | None] = [None] * len(params)
-        if mode == "reinforce" or (mode == "auto" and self._has_widths):
-            # "auto" with only sampled choices (widths, blocks) is plain "reinforce"
-            relaxed = mode == "auto" and self._has_relaxed
-            task, objective, relaxed_grads = reinforce_pair(self, closure, params, relaxed)
-        else:
-            task = objective = self._checked(closure())
+        # the validation passes differentiate the logits only (same values, same gradients)
+        with requires_grad_off(self._weight_params):
+            if mode == "reinforce" or (mode == "auto" and self._has_widths):
+                # "auto" with only sampled choices (widths, blocks) is plain "reinforce"
+                relaxed = mode == "auto" and self._has_relaxed
+                task, objective, relaxed_grads = reinforce_pair(self, closure, params, relaxed)
+            else:
+                task = objective = checked_loss(closure(), self.step)
         e = self.tables.expected(self.supernet.temperature)
         total = objective + self.resource_loss(e)
-        grads = [_add(g, r) for g, r in
-                 zip(torch.autograd.grad(total, params, allow_unused=True), relaxed_grads)]
-        if any(g is not None and not torch.isfinite(g).all() for g in grads):
-            raise FloatingPointError(f"arch_step: non-finite architecture gradient at step "
-                                     f"{self.step}; the architecture was not updated")
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            # one architecture for all replicas: average the processes' gradients (each scored
-            # its own validation batch, and under "reinforce" its own sampled networks)
-            world = torch.distributed.get_world_size()
-            for g in grads:
-                if g is not None:
-                    torch.distributed.all_reduce(g)
-                    g.div_(world)
+        grads = arch_gradients(total, params, relaxed_grads, self.step)
         for p, g in zip(params, grads):
             p.grad = g
         self.arch_optimizer.step()
         self.arch_optimizer.zero_grad(set_to_none=True)
         with torch.no_grad():
-            e = e.detach().cpu()  # the constraint values at which the gradient was taken
+            # the constraint values at which the gradient was taken (one host read for all)
+            ev = e.detach().tolist()
             # the multipliers answer to the larger of the expected and the argmax cost: the
             # relaxation may fit the budget while its argmax does not (HardCoRe-NAS), and it is
             # the argmax that derive() returns
-            a = self.tables.cost_at(self.tables.argmax_choice()) if self.argmax_in_dual else None
+            a = (self.tables.cost_at(self.tables.argmax_choice()).tolist()
+                 if self.argmax_in_dual and self.budgets else None)
             for r, b in self.budgets.items():
                 i = self.resources.index(r)
-                c = max(float(e[i]), float(a[i])) if self.argmax_in_dual else float(e[i])
+                c = max(ev[i], a[i]) if self.argmax_in_dual else ev[i]
                 g = (c - b) / max(b, 1.0)
                 self.lambdas[i] = torch.clamp(self.lambdas[i] + self.dual_lr * g, min=0.0)
         self.arch_steps += 1
@@ -240,8 +235,9 @@ class Search:
         if self.settings.weight_aware and every and self.arch_steps % every == 0:
             self.refresh_costs()
         stats = {"step": self.step, "task_loss": float(task.detach()), "temperature": self.temperature}
-        stats.update({f"E[{r}]": float(e[i]) for i, r in enumerate(self.resources)})
-        stats.update({f"lambda_{r}": float(self.lambdas[self.resources.index(r)]) for r in self.budgets})
+        stats.update({f"E[{r}]": ev[i] for i, r in enumerate(self.resources)})
+        lam = self.lambdas.tolist()
+        stats.update({f"lambda_{r}": lam[self.resources.index(r)] for r in self.budgets})
         self.history.append(stats)
         if self.arch_steps == 1 or self.arch_steps % 10 == 0:
             self.prob_history.append((self.step, {
@@ -257,8 +253,13 @@ class Search:
         mode = self.supernet.control.mode
         return mode in ("reinforce", "gumbel_hard") or (mode == "auto" and self._has_widths)
 
-    def _checked(self, task: Any) -> Tensor:
-        return checked_loss(task, self.step)
+    def weight_pass(self) -> contextlib.AbstractContextManager:
+        """For a weight step's forward and backward passes: no gradient is computed for the
+        architecture logits (:meth:`arch_step` sets theirs itself); the weights' are unchanged.
+        :meth:`fit` runs its weight steps in it, a loop of your own may too; not through
+        ``DistributedDataParallel`` (it expects a gradient for every parameter it holds), nor
+        with an optimizer that holds the logits."""
+        return requires_grad_off(self._arch_params)
 
     def choice_values(self) -> dict[str, tuple[int, ...]]:
         """``{"layer.kind": candidate values}`` of every searched choice."""
